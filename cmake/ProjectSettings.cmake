@@ -1,0 +1,20 @@
+# Compiler settings shared by every target of the project, as one interface
+# target so that third-party code is never compiled with our warning flags.
+add_library(withgpu_settings INTERFACE)
+target_compile_options(withgpu_settings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wconversion -Wsign-conversion
+  -Wold-style-cast -Wcast-qual -Wformat=2 -Wimplicit-fallthrough)
+if(WITH_GPU_WERROR)
+  target_compile_options(withgpu_settings INTERFACE -Werror)
+endif()
+if(CMAKE_BUILD_TYPE STREQUAL "Debug")
+  target_compile_definitions(withgpu_settings INTERFACE _GLIBCXX_ASSERTIONS)
+endif()
+
+if(WITH_GPU_SANITIZE)
+  # Applied globally so that the simulator library, the tests and the
+  # binary agree on the runtime.
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

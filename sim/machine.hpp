@@ -1,0 +1,80 @@
+// The machine the NVML simulator pretends to drive, as described by a JSON
+// machine file (schema in docs/simulator.md). Parsing is strict: unknown keys,
+// wrong types and impossible values are errors, so typos in test fixtures fail
+// loudly instead of silently falling back to defaults.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace withgpu::sim {
+
+// Handles live in a fixed static array, so the machine size is bounded.
+inline constexpr std::size_t max_gpus = 64;
+
+enum class ProcessType { compute, graphics, both };
+
+struct SimProcess {
+    unsigned int pid = 0;
+    std::optional<unsigned long long> used_memory_mib; // nullopt: NVML_VALUE_NOT_AVAILABLE
+    ProcessType type = ProcessType::compute;
+};
+
+// Return codes injected per exported function name, e.g. "nvmlDeviceGetPowerUsage" -> 3.
+using FaultTable = std::map<std::string, int, std::less<>>;
+
+struct SimGpu {
+    std::string name;
+    std::string uuid;
+    unsigned int pci_domain = 0;
+    unsigned int pci_bus = 0;
+    unsigned int pci_device = 0;
+    unsigned int pci_device_id = 0; // PCI device id (without the vendor half)
+    unsigned long long memory_total_mib = 0;
+    unsigned long long memory_reserved_mib = 0;
+    unsigned long long memory_other_used_mib = 0;
+    // nullopt means the driver answers NOT_SUPPORTED for this metric.
+    std::optional<unsigned int> utilization_percent;
+    std::optional<unsigned int> memory_utilization_percent;
+    std::optional<unsigned int> temperature_c;
+    std::optional<unsigned int> power_mw;
+    std::optional<unsigned int> power_limit_mw;
+    std::vector<SimProcess> processes;
+    bool lost = false;
+    FaultTable faults;
+    unsigned int process_stride = 24; // bytes per entry written by *RunningProcesses_v3
+};
+
+struct Machine {
+    std::string driver_version;
+    int init_error = 0; // 0: nvmlInit succeeds
+    FaultTable faults;  // system-level functions (nvmlSystemGetDriverVersion, nvmlDeviceGetCount*)
+    std::vector<SimGpu> gpus;
+};
+
+struct ParsedMachine {
+    std::optional<Machine> machine; // set on success
+    std::string error;              // set on failure: what is wrong and where in the file
+};
+
+// Parses the text of a machine file. Never throws.
+[[nodiscard]] ParsedMachine parse_machine(std::string_view json_text) noexcept;
+
+// Memory figures in bytes as NVML's _v2 memory call reports them:
+// total = reserved + used + free, used = processes + memory_other_used.
+struct MemoryFigures {
+    unsigned long long total = 0;
+    unsigned long long reserved = 0;
+    unsigned long long used = 0;
+    unsigned long long free = 0;
+};
+[[nodiscard]] MemoryFigures memory_figures(const SimGpu& gpu) noexcept;
+
+// NVIDIA's wording for a return code ("Not Supported", "GPU is lost", ...).
+[[nodiscard]] const char* error_string(int code) noexcept;
+
+} // namespace withgpu::sim

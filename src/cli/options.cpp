@@ -1,0 +1,353 @@
+#include "cli/options.hpp"
+
+#include "gpu/claim.hpp"
+#include "selection/gpu_ref.hpp"
+#include "util/units.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <string_view>
+
+namespace withgpu::cli {
+
+namespace {
+
+constexpr std::string_view k_description =
+    "Run a command on GPUs that are really free, claimed so that no other with-gpu job can "
+    "take them.\n\n"
+    "  with-gpu [OPTIONS] [--] COMMAND [ARGS...]\n"
+    "  with-gpu --status [--json]\n"
+    "  with-gpu --dry-run [--json] [OPTIONS]";
+
+constexpr std::string_view k_examples = R"(Examples:
+  Run on the best free GPU (most free memory, fewest processes):
+    with-gpu python train.py
+  Two GPUs with at least 20 GiB free each and at most 10% utilisation:
+    with-gpu -n 2 --min-memory 20G --max-util 10 python train.py
+  Only idle A100s, never GPU 0:
+    with-gpu --gpu-type A100 --strict --require-idle --exclude 0 ./run.sh
+  As many GPUs as are free, between 2 and 4:
+    with-gpu --min-gpus 2 --max-gpus 4 torchrun train.py
+  Pass options to the command after --:
+    with-gpu -- python -m pip list
+  See who uses which GPU, or why a request would not be met:
+    with-gpu --status
+    with-gpu --dry-run -n 2 --min-memory 40G
+
+The command gets CUDA_VISIBLE_DEVICES (NVML indices), CUDA_DEVICE_ORDER=PCI_BUS_ID and
+WITH_GPU_UUIDS. An inherited CUDA_VISIBLE_DEVICES limits the candidates.
+
+Exit status: the command's own (death by signal S is passed on); 2 usage error; 75 no
+suitable GPU is free now; 125 with-gpu failed (no NVIDIA driver, unsafe lock directory, a
+request that can never be met); 126 command not executable; 127 command not found.
+
+Environment: WITH_GPU_LOCK_DIR (default /tmp/with-gpu), WITH_GPU_NVML_LIBRARY.)";
+
+// As the original with-gpu: a GPU with less than 2 GiB free is not "free", whatever else.
+constexpr std::uint64_t k_default_min_free_bytes = 2048 * units::mib;
+
+// Values exactly as typed, converted by our own parsers so that every error names the flag
+// and says what is accepted.
+struct RawValues {
+    std::optional<std::string> count;
+    std::optional<std::string> min_gpus;
+    std::optional<std::string> max_gpus;
+    std::optional<std::string> gpu;
+    std::optional<std::string> exclude;
+    std::optional<std::string> gpu_type;
+    std::optional<std::string> min_memory;
+    std::optional<std::string> max_util;
+    std::optional<std::string> max_temp;
+    std::optional<std::string> max_power;
+    std::optional<std::string> lock_dir;
+    std::optional<std::string> nvml_library;
+    bool strict = false;
+    bool require_idle = false;
+    bool status = false;
+    bool dry_run = false;
+    bool json = false;
+    bool quiet = false;
+    bool verbose = false;
+    bool version = false;
+};
+
+// Accepts "80", "80%", "80C", "250W" for the given optional unit letter.
+Result<unsigned> parse_with_unit(std::string_view flag, std::string_view text, char unit) {
+    std::string_view digits = text;
+    if (!digits.empty() &&
+        (digits.back() == unit || digits.back() == static_cast<char>(unit + ('a' - 'A')))) {
+        digits.remove_suffix(1);
+    }
+    auto value = units::parse_unsigned(digits, flag);
+    if (!value) {
+        return fail(ErrorKind::usage,
+                    fmt::format("invalid value \"{}\" for {}: expected a whole number", text, flag),
+                    value.error().hint);
+    }
+    return *value;
+}
+
+Result<unsigned> parse_count(std::string_view flag, std::string_view text) {
+    auto value = units::parse_unsigned(text, flag);
+    if (!value || *value == 0) {
+        return fail(
+            ErrorKind::usage,
+            fmt::format("invalid value \"{}\" for {}: expected a number of GPUs >= 1", text, flag),
+            fmt::format("e.g. {} 2", flag.substr(flag.find('/') + 1)));
+    }
+    return *value;
+}
+
+Result<void> fill_request(const RawValues& raw, selection::Request& request) {
+    if (raw.count && (raw.min_gpus || raw.max_gpus)) {
+        return fail(ErrorKind::usage,
+                    "-n/--count cannot be combined with --min-gpus/--max-gpus",
+                    "use -n N for exactly N GPUs, or --min-gpus/--max-gpus for a range");
+    }
+    if (raw.count) {
+        auto n = parse_count("-n/--count", *raw.count);
+        if (!n) {
+            return tl::unexpected(n.error());
+        }
+        request.min_gpus = request.max_gpus = *n;
+    }
+    if (raw.min_gpus) {
+        auto n = parse_count("--min-gpus", *raw.min_gpus);
+        if (!n) {
+            return tl::unexpected(n.error());
+        }
+        request.min_gpus = *n;
+        request.max_gpus = *n; // as in the original with-gpu: max defaults to min
+    }
+    if (raw.max_gpus) {
+        auto n = parse_count("--max-gpus", *raw.max_gpus);
+        if (!n) {
+            return tl::unexpected(n.error());
+        }
+        request.max_gpus = *n;
+        if (!raw.min_gpus) {
+            request.min_gpus = 1;
+        }
+    }
+    if (raw.gpu) {
+        auto refs = selection::parse_gpu_list(*raw.gpu, "--gpu", false);
+        if (!refs) {
+            return tl::unexpected(refs.error());
+        }
+        request.only = std::move(*refs);
+    }
+    if (raw.exclude) {
+        auto refs = selection::parse_gpu_list(*raw.exclude, "--exclude", true);
+        if (!refs) {
+            return tl::unexpected(refs.error());
+        }
+        request.exclude = std::move(*refs);
+    }
+    if (raw.gpu_type) {
+        if (raw.gpu_type->empty()) {
+            return fail(ErrorKind::usage, "--gpu-type needs a model name, e.g. --gpu-type A100");
+        }
+        request.gpu_type = *raw.gpu_type;
+    }
+    if (raw.strict && !raw.gpu_type) {
+        return fail(ErrorKind::usage,
+                    "--strict needs --gpu-type",
+                    "e.g. --gpu-type H100 --strict to use nothing but H100s");
+    }
+    request.strict_type = raw.strict;
+    if (raw.min_memory) {
+        auto bytes = units::parse_size(*raw.min_memory);
+        if (!bytes) {
+            auto error = bytes.error();
+            error.message = "--min-memory: " + error.message;
+            return tl::unexpected(error);
+        }
+        request.min_free_bytes = *bytes;
+    } else {
+        request.min_free_bytes = k_default_min_free_bytes;
+    }
+    if (raw.max_util) {
+        auto pct = parse_with_unit("--max-util", *raw.max_util, '%');
+        if (!pct) {
+            return tl::unexpected(pct.error());
+        }
+        request.max_utilization_percent = *pct;
+    }
+    if (raw.max_temp) {
+        auto celsius = parse_with_unit("--max-temp", *raw.max_temp, 'C');
+        if (!celsius) {
+            return tl::unexpected(celsius.error());
+        }
+        request.max_temperature_c = *celsius;
+    }
+    if (raw.max_power) {
+        auto watts = parse_with_unit("--max-power", *raw.max_power, 'W');
+        if (!watts) {
+            return tl::unexpected(watts.error());
+        }
+        request.max_power_w = *watts;
+    }
+    request.require_idle = raw.require_idle;
+    if (request.max_gpus < request.min_gpus) {
+        return fail(
+            ErrorKind::usage,
+            fmt::format("--max-gpus {} is below --min-gpus {}", request.max_gpus, request.min_gpus),
+            "--max-gpus must be at least --min-gpus (it defaults to it)");
+    }
+    return selection::validate(request);
+}
+
+std::string env_or(const std::map<std::string, std::string>& environment,
+                   const std::string& name,
+                   std::string fallback) {
+    auto it = environment.find(name);
+    return it != environment.end() && !it->second.empty() ? it->second : std::move(fallback);
+}
+
+} // namespace
+
+const std::vector<std::string>& environment_variables() {
+    static const std::vector<std::string> names{"WITH_GPU_LOCK_DIR", "WITH_GPU_NVML_LIBRARY"};
+    return names;
+}
+
+Result<ParseResult> parse(const std::vector<std::string>& args,
+                          const std::map<std::string, std::string>& environment) {
+    RawValues raw;
+    CLI::App app{std::string(k_description), "with-gpu"};
+    app.footer(std::string(k_examples));
+    app.prefix_command(); // everything from the first non-option on is the command
+    app.get_formatter()->column_width(28);
+
+    const std::string selection_group = "Choosing GPUs";
+    app.add_option("-n,--count", raw.count, "Exactly N GPUs (default 1)")
+        ->type_name("N")
+        ->group(selection_group);
+    app.add_option("--min-gpus", raw.min_gpus, "At least N GPUs; --max-gpus defaults to N")
+        ->type_name("N")
+        ->group(selection_group);
+    app.add_option("--max-gpus", raw.max_gpus, "Take up to M GPUs if that many are free")
+        ->type_name("M")
+        ->group(selection_group);
+    app.add_option("--gpu", raw.gpu, "Only these GPUs: NVML indices, UUIDs or PCI bus ids")
+        ->type_name("LIST")
+        ->group(selection_group);
+    app.add_option("--exclude", raw.exclude, "Never these GPUs (as --gpu, or name:SUBSTRING)")
+        ->type_name("LIST")
+        ->group(selection_group);
+    app.add_option("--gpu-type", raw.gpu_type, "Prefer GPUs whose name contains SUBSTR")
+        ->type_name("SUBSTR")
+        ->group(selection_group);
+    app.add_flag("--strict", raw.strict, "With --gpu-type: use nothing else")
+        ->group(selection_group);
+    app.add_option("--min-memory",
+                   raw.min_memory,
+                   "At least SIZE free (default 2048 = MiB; 20G, 20GiB, 500MB; 0 = any)")
+        ->type_name("SIZE")
+        ->group(selection_group);
+    app.add_option("--max-util", raw.max_util, "At most PCT% GPU utilisation")
+        ->type_name("PCT")
+        ->group(selection_group);
+    app.add_option("--max-temp", raw.max_temp, "At most C degrees Celsius")
+        ->type_name("C")
+        ->group(selection_group);
+    app.add_option("--max-power", raw.max_power, "At most W watts power draw")
+        ->type_name("W")
+        ->group(selection_group);
+    app.add_flag("--require-idle", raw.require_idle, "No compute or graphics process at all")
+        ->group(selection_group);
+
+    const std::string view_group = "Looking instead of running";
+    app.add_flag("--status", raw.status, "Show every GPU, its processes and its claim holder")
+        ->group(view_group);
+    app.add_flag("--dry-run", raw.dry_run, "Show what would be chosen and why; run nothing")
+        ->group(view_group);
+    app.add_flag("--json", raw.json, "Machine-readable output for --status and --dry-run")
+        ->group(view_group);
+
+    const std::string setup_group = "Setup";
+    app.add_option("--lock-dir",
+                   raw.lock_dir,
+                   fmt::format("Shared claim directory (env WITH_GPU_LOCK_DIR; default {})",
+                               gpu::default_lock_dir))
+        ->type_name("DIR")
+        ->group(setup_group);
+    app.add_option(
+           "--nvml-library", raw.nvml_library, "Load NVML from PATH (env WITH_GPU_NVML_LIBRARY)")
+        ->type_name("PATH")
+        ->group(setup_group);
+    app.add_flag("-q,--quiet", raw.quiet, "No notes on stderr")->group(setup_group);
+    app.add_flag("-v,--verbose", raw.verbose, "Say which GPUs were chosen and why")
+        ->group(setup_group);
+    app.add_flag("-V,--version", raw.version, "Print the version and exit")->group(setup_group);
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 parses a reversed vector
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        return ParseResult{Information{app.help()}};
+    } catch (const CLI::ParseError& e) {
+        return fail(ErrorKind::usage, e.what(), "see with-gpu --help");
+    }
+    if (raw.version) {
+        return ParseResult{Information{fmt::format("with-gpu {}\n", WITH_GPU_VERSION)}};
+    }
+
+    Options options;
+    std::vector<std::string> command = app.remaining();
+    if (!command.empty() && command.front() == "--") {
+        command.erase(command.begin());
+    } else if (!command.empty() && command.front().size() > 1 && command.front()[0] == '-') {
+        return fail(ErrorKind::usage,
+                    fmt::format("unknown option {}", command.front()),
+                    "see with-gpu --help; put the command after -- if it starts with '-'");
+    }
+    options.command = std::move(command);
+
+    if (raw.status && raw.dry_run) {
+        return fail(ErrorKind::usage,
+                    "--status and --dry-run cannot be combined",
+                    "--status shows every GPU; --dry-run shows what a request would get");
+    }
+    if (raw.status) {
+        options.mode = Options::Mode::status;
+        if (!options.command.empty()) {
+            return fail(ErrorKind::usage,
+                        fmt::format("--status takes no command (got \"{}\")", options.command[0]),
+                        "use with-gpu --status alone, or leave --status out to run the command");
+        }
+    } else if (raw.dry_run) {
+        options.mode = Options::Mode::dry_run;
+    } else {
+        if (raw.json) {
+            return fail(ErrorKind::usage,
+                        "--json is for --status and --dry-run",
+                        "e.g. with-gpu --status --json");
+        }
+        if (options.command.empty()) {
+            return fail(ErrorKind::usage,
+                        "no command given",
+                        "usage: with-gpu [OPTIONS] [--] COMMAND [ARGS...]; see with-gpu --help");
+        }
+    }
+    options.json = raw.json;
+    options.quiet = raw.quiet;
+    options.verbose = raw.verbose;
+
+    if (auto filled = fill_request(raw, options.request); !filled) {
+        return tl::unexpected(filled.error());
+    }
+
+    options.lock_dir = raw.lock_dir
+                           ? *raw.lock_dir
+                           : env_or(environment, "WITH_GPU_LOCK_DIR", gpu::default_lock_dir);
+    if (options.lock_dir.empty()) {
+        return fail(ErrorKind::usage, "--lock-dir must not be empty");
+    }
+    options.nvml_library =
+        raw.nvml_library ? *raw.nvml_library : env_or(environment, "WITH_GPU_NVML_LIBRARY", "");
+    return ParseResult{std::move(options)};
+}
+
+} // namespace withgpu::cli

@@ -1,0 +1,52 @@
+// The command line: argv (plus the few environment variables that stand in for
+// flags) -> Options. Pure: never prints, never exits; help and version text
+// come back as values for app/ to print.
+#pragma once
+
+#include "selection/select.hpp"
+#include "util/error.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace withgpu::cli {
+
+struct Options {
+    enum class Mode {
+        run,     // claim GPUs and run the command
+        status,  // --status: show GPUs, processes, claims
+        dry_run, // --dry-run: show the decision for every GPU, run nothing
+    };
+    Mode mode = Mode::run;
+    bool json = false;
+    bool quiet = false;   // -q: no notes on stderr
+    bool verbose = false; // -v: say which GPUs were chosen and why others were not
+
+    selection::Request request; // without `visible`: app/ fills it from CUDA_VISIBLE_DEVICES
+
+    std::string lock_dir;     // --lock-dir, WITH_GPU_LOCK_DIR, or the built-in default
+    std::string nvml_library; // --nvml-library, WITH_GPU_NVML_LIBRARY; empty = loader search
+
+    std::vector<std::string> command; // the command and its arguments (run mode only)
+};
+
+// Text to print on stdout before exiting 0 (--help, --version).
+struct Information {
+    std::string text;
+};
+
+using ParseResult = std::variant<Options, Information>;
+
+// `args` excludes argv[0]. `environment` holds the variables that stand in for flags
+// (WITH_GPU_LOCK_DIR, WITH_GPU_NVML_LIBRARY); flags win over them. Errors are
+// ErrorKind::usage with a hint.
+[[nodiscard]] Result<ParseResult> parse(const std::vector<std::string>& args,
+                                        const std::map<std::string, std::string>& environment);
+
+// The environment variables parse() reads, so app/ can collect exactly these.
+[[nodiscard]] const std::vector<std::string>& environment_variables();
+
+} // namespace withgpu::cli

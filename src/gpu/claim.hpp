@@ -1,0 +1,27 @@
+// Who holds a GPU claim, as recorded in the claim's lock file (diagnostic only:
+// the lock itself, not this record, decides whether a GPU is claimed).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace withgpu::gpu {
+
+// Where claims live when neither --lock-dir nor WITH_GPU_LOCK_DIR says otherwise. Created on
+// first use with mode 1777 (sticky, like /tmp), so every user of the machine can claim in it.
+inline constexpr const char* default_lock_dir = "/tmp/with-gpu";
+
+struct ClaimHolder {
+    std::optional<int> pid;                 // the job's pid (the command with-gpu started)
+    std::optional<int> supervisor_pid;      // the with-gpu process watching it
+    std::optional<std::string> user;        // user name of the claimer
+    std::optional<std::string> command;     // the command line, space-joined
+    std::optional<std::int64_t> since_unix; // when the claim was taken, seconds since the epoch
+};
+
+// Claimed GPUs by UUID. A GPU missing from the map is not claimed.
+using ClaimMap = std::map<std::string, ClaimHolder>;
+
+} // namespace withgpu::gpu

@@ -1,0 +1,70 @@
+// Plain value types describing what a machine's GPUs look like at one moment.
+// Produced by nvml/ (I/O), consumed by selection/ and report/ (pure).
+// A metric the driver does not report is std::nullopt ("unknown"), never 0.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace withgpu::gpu {
+
+struct Process {
+    enum class Kind { compute, graphics, compute_and_graphics };
+
+    unsigned pid = 0;
+    Kind kind = Kind::compute;
+    std::optional<std::uint64_t> used_memory_bytes; // NVML may not report it
+    std::optional<std::string> user;                // from /proc, when visible
+    std::optional<std::string> command;             // from /proc/<pid>/cmdline, when visible
+};
+
+struct GpuSnapshot {
+    unsigned index = 0;     // NVML index (= PCI bus order = CUDA order under PCI_BUS_ID)
+    std::string uuid;       // "GPU-xxxxxxxx-..."; empty only if the GPU failed before it was read
+    std::string name;       // "NVIDIA A100-SXM4-80GB"
+    std::string pci_bus_id; // "00000000:17:00.0" as NVML reports it
+
+    // Set when this GPU could not be read (e.g. "GPU is lost"): it is reported and never chosen.
+    std::optional<std::string> error;
+
+    std::optional<std::uint64_t> memory_total_bytes;
+    std::optional<std::uint64_t> memory_used_bytes;
+    std::optional<std::uint64_t> memory_free_bytes;
+    std::optional<unsigned> utilization_percent;
+    std::optional<unsigned> temperature_c;
+    std::optional<double> power_w;
+    std::optional<double> power_limit_w;
+
+    // Compute and graphics processes, merged by pid; nullopt when the list could not be read.
+    std::optional<std::vector<Process>> processes;
+};
+
+struct MachineSnapshot {
+    std::string driver_version; // empty when unknown
+    std::vector<GpuSnapshot> gpus;
+
+    // The GPU with this NVML index, or nullptr.
+    [[nodiscard]] const GpuSnapshot* find(unsigned index) const {
+        for (const auto& g : gpus) {
+            if (g.index == index) {
+                return &g;
+            }
+        }
+        return nullptr;
+    }
+
+    // The UUIDs of every GPU whose UUID could be read (the ones that can carry a claim).
+    [[nodiscard]] std::vector<std::string> uuids() const {
+        std::vector<std::string> result;
+        for (const auto& g : gpus) {
+            if (!g.uuid.empty()) {
+                result.push_back(g.uuid);
+            }
+        }
+        return result;
+    }
+};
+
+} // namespace withgpu::gpu

@@ -1,0 +1,163 @@
+#include "lock/lock_dir.hpp"
+
+#include "lock/lock_file.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace withgpu::lock {
+
+namespace {
+
+constexpr mode_t shared_dir_mode = 01777; // like /tmp: everyone may create, only owners delete
+
+tl::unexpected<Error> refuse(const std::string& path, const std::string& why, std::string hint) {
+    return fail(ErrorKind::environment,
+                fmt::format("unsafe lock directory {}: {}", path, why),
+                std::move(hint));
+}
+
+std::string other_dir_hint(const std::string& path) {
+    return fmt::format("choose another --lock-dir (or WITH_GPU_LOCK_DIR), or ask an "
+                       "administrator to create {} as root with mode 1777 "
+                       "(install -d -m 1777 {})",
+                       path,
+                       path);
+}
+
+// Explains an open(O_DIRECTORY|O_NOFOLLOW) failure with lstat, which tells a symlink from a
+// plain file.
+tl::unexpected<Error> explain_open_failure(const std::string& path, int err) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            return refuse(path,
+                          "it is a symbolic link; with-gpu does not follow one here because "
+                          "someone may be tampering with the lock directory",
+                          other_dir_hint(path));
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            return fail(ErrorKind::environment,
+                        fmt::format("lock directory {} exists but is not a directory", path),
+                        "remove it or choose another --lock-dir (or WITH_GPU_LOCK_DIR)");
+        }
+    }
+    std::string hint;
+    if (err == EACCES) {
+        hint = other_dir_hint(path);
+    } else if (err == ENOENT) {
+        hint = "create it (mode 1777 for a directory shared by all users) or choose another "
+               "--lock-dir";
+    }
+    return fail(ErrorKind::environment,
+                fmt::format("cannot open lock directory {}: {}", path, detail::errno_text(err)),
+                std::move(hint));
+}
+
+// Creates the directory with mode 1777. Returns whether we created it, or errno; EEXIST
+// means a concurrent with-gpu created it first, which is fine.
+tl::expected<bool, int> create_shared_dir(const std::string& path) {
+    if (::mkdir(path.c_str(), shared_dir_mode) != 0) {
+        if (errno == EEXIST) {
+            return false;
+        }
+        return tl::unexpected(errno);
+    }
+    return true;
+}
+
+// Who may write into the directory decides whether lock files can be swapped under us.
+Result<void> check_safe(const std::string& path, const struct stat& st) {
+    const uid_t me = ::geteuid();
+    const bool sticky = (st.st_mode & S_ISVTX) != 0;
+    const bool others_may_write =
+        (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || (st.st_uid != me && st.st_uid != 0);
+    if (others_may_write && !sticky) {
+        // Without the sticky bit anyone who can write the directory can delete or rename a
+        // lock file; a newcomer then locks a fresh inode and two jobs share a GPU.
+        const bool mine = st.st_uid == me;
+        return refuse(path,
+                      fmt::format("it is writable by {} but not sticky, so they could delete "
+                                  "or replace lock files (mode {:04o}, owner uid {})",
+                                  (st.st_mode & (S_IWGRP | S_IWOTH)) != 0
+                                      ? "other users"
+                                      : "its owner (another user)",
+                                  st.st_mode & 07777,
+                                  st.st_uid),
+                      mine ? fmt::format("run: chmod 1777 {}  (or choose another --lock-dir)", path)
+                           : other_dir_hint(path));
+    }
+    return {};
+}
+
+} // namespace
+
+Result<LockDir> LockDir::open(const std::string& path, bool create) {
+    if (path.empty()) {
+        return fail(ErrorKind::usage,
+                    "the lock directory path is empty",
+                    "give --lock-dir a directory path");
+    }
+    constexpr int flags = O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY;
+    Fd fd(::open(path.c_str(), flags));
+    if (!fd && errno == ENOENT && create) {
+        const auto created = create_shared_dir(path);
+        if (!created) {
+            const int err = created.error();
+            return fail(ErrorKind::environment,
+                        fmt::format("cannot create lock directory {}: mkdir failed: {}",
+                                    path,
+                                    detail::errno_text(err)),
+                        err == ENOENT ? "create its parent directory first, or choose another "
+                                        "--lock-dir"
+                                      : "choose another --lock-dir (or WITH_GPU_LOCK_DIR)");
+        }
+        fd.reset(::open(path.c_str(), flags));
+        if (fd && *created) {
+            struct stat st {};
+            // The umask may have cleared bits; fix them on what we opened (not by path), and
+            // only if it is still ours: anything else is checked below instead.
+            if (::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
+                (st.st_mode & 07777) != shared_dir_mode) {
+                if (::fchmod(fd.get(), shared_dir_mode) != 0) {
+                    return fail(ErrorKind::environment,
+                                fmt::format("cannot chmod 1777 lock directory {}: {}",
+                                            path,
+                                            detail::errno_text(errno)),
+                                "choose another --lock-dir");
+                }
+            }
+        }
+    }
+    if (!fd) {
+        return explain_open_failure(path, errno);
+    }
+
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        return fail(
+            ErrorKind::environment,
+            fmt::format("cannot stat lock directory {}: {}", path, detail::errno_text(errno)));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return fail(ErrorKind::environment,
+                    fmt::format("lock directory {} is not a directory", path),
+                    "choose another --lock-dir");
+    }
+    if (auto safe = check_safe(path, st); !safe) {
+        return tl::unexpected(std::move(safe.error()));
+    }
+    if (::faccessat(fd.get(), ".", X_OK, AT_EACCESS) != 0) {
+        return fail(
+            ErrorKind::environment,
+            fmt::format("cannot use lock directory {}: {}", path, detail::errno_text(errno)),
+            other_dir_hint(path));
+    }
+    return LockDir(path, std::move(fd));
+}
+
+} // namespace withgpu::lock

@@ -1,0 +1,32 @@
+// The shared lock directory that holds one claim file per GPU. Every with-gpu
+// process of every user on the machine meets here.
+#pragma once
+
+#include "gpu/claim.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+
+#include <string>
+
+namespace withgpu::lock {
+
+using gpu::default_lock_dir;
+
+class LockDir {
+  public:
+    // Opens `path` (O_DIRECTORY|O_NOFOLLOW). When missing and `create` is true, creates it
+    // with mode 1777 (parent directories are not created). Refuses (ErrorKind::environment,
+    // with a hint) a path that is a symlink, not a directory, or writable by a non-root user
+    // other than the caller without the sticky bit.
+    [[nodiscard]] static Result<LockDir> open(const std::string& path, bool create);
+
+    [[nodiscard]] const std::string& path() const noexcept { return m_path; }
+    [[nodiscard]] int fd() const noexcept { return m_fd.get(); }
+
+  private:
+    LockDir(std::string path, Fd fd) : m_path(std::move(path)), m_fd(std::move(fd)) {}
+    std::string m_path;
+    Fd m_fd;
+};
+
+} // namespace withgpu::lock

@@ -1,0 +1,127 @@
+#include "lock/lock_file.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <system_error>
+
+namespace withgpu::lock::detail {
+
+namespace {
+
+// O_NONBLOCK: a FIFO planted under a lock file's name must not hang us in open(); fstat
+// rejects it right after. It has no effect on regular files or on flock.
+constexpr int common_flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+
+// Bounds the open / create / open-again dance; it only loops if files keep vanishing.
+constexpr int max_open_attempts = 16;
+
+Error open_failed(const std::string& file, const char* call, int err) {
+    std::string hint;
+    if (err == EACCES || err == EPERM) {
+        hint = "the lock directory does not let you create or open this file; ask its owner to "
+               "make it sticky and world-writable (chmod 1777), or choose another --lock-dir";
+    }
+    return Error{
+        ErrorKind::environment,
+        fmt::format("cannot open lock file {}: {} failed: {}", file, call, errno_text(err)),
+        hint};
+}
+
+} // namespace
+
+std::string errno_text(int err) {
+    const char* name = ::strerrorname_np(err);
+    std::string text = std::system_category().message(err);
+    if (name != nullptr) {
+        text += fmt::format(" ({})", name);
+    }
+    return text;
+}
+
+Error tampered_lock_file(const std::string& file, const std::string& what) {
+    return Error{ErrorKind::environment,
+                 fmt::format("refusing to use lock file {}: it is {}", file, what),
+                 "lock files are only ever created as regular files by with-gpu; someone may be "
+                 "tampering with the lock directory. Ask an administrator to investigate, or "
+                 "choose another --lock-dir"};
+}
+
+int flock_no_eintr(int fd, int operation) noexcept {
+    while (::flock(fd, operation) != 0) {
+        if (errno != EINTR) {
+            return errno;
+        }
+    }
+    return 0;
+}
+
+Result<OpenedLockFile> open_lock_file(const LockDir& dir, const std::string& name) {
+    const std::string file = dir.path() + "/" + name;
+    OpenedLockFile opened;
+    for (int attempt = 0; attempt < max_open_attempts && !opened.fd; ++attempt) {
+        // 1. Without O_CREAT: fs.protected_regular refuses O_CREAT on another user's file in a
+        //    sticky directory even when the file exists.
+        opened.fd.reset(::openat(dir.fd(), name.c_str(), O_RDWR | common_flags));
+        opened.writable = opened.fd.valid();
+        if (opened.fd) {
+            break;
+        }
+        int err = errno;
+        if (err == EACCES) {
+            // 2. Someone created it without write permission for us: flock works on a
+            //    read-only descriptor too; only the holder record is lost.
+            opened.fd.reset(::openat(dir.fd(), name.c_str(), O_RDONLY | common_flags));
+            if (opened.fd) {
+                break;
+            }
+            err = errno;
+        }
+        if (err == ELOOP) {
+            return tl::unexpected(tampered_lock_file(file, "a symbolic link"));
+        }
+        if (err == EISDIR) {
+            return tl::unexpected(tampered_lock_file(file, "a directory"));
+        }
+        if (err != ENOENT) {
+            return tl::unexpected(open_failed(file, "open", err));
+        }
+        // 3. Missing: create it exclusively, so we never open something planted meanwhile.
+        opened.fd.reset(::openat(
+            dir.fd(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | common_flags, mode_t{0666}));
+        if (opened.fd) {
+            opened.writable = true;
+            // The umask must not stop other users from opening the file read-write.
+            if (::fchmod(opened.fd.get(), 0666) != 0) {
+                return tl::unexpected(open_failed(file, "fchmod", errno));
+            }
+            break;
+        }
+        err = errno;
+        if (err != EEXIST) {
+            return tl::unexpected(open_failed(file, "create", err));
+        }
+        // 4. EEXIST: another process created it first; open it like an existing one.
+    }
+    if (!opened.fd) {
+        return tl::unexpected(Error{
+            ErrorKind::environment,
+            fmt::format("cannot open lock file {}: it keeps disappearing and reappearing", file),
+            "lock files must never be deleted; check what is removing files in the lock "
+            "directory"});
+    }
+    struct stat st {};
+    if (::fstat(opened.fd.get(), &st) != 0) {
+        return tl::unexpected(open_failed(file, "fstat", errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return tl::unexpected(tampered_lock_file(file, "not a regular file"));
+    }
+    return opened;
+}
+
+} // namespace withgpu::lock::detail

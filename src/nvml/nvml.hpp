@@ -1,0 +1,46 @@
+// Read-only access to the NVIDIA driver through NVML, loaded with dlopen at
+// run time so that with-gpu starts and explains itself without a driver.
+// Never creates a CUDA context.
+#pragma once
+
+#include "gpu/snapshot.hpp"
+#include "util/error.hpp"
+
+#include <memory>
+#include <string>
+
+namespace withgpu::nvml {
+
+// The library dlopen'ed when no explicit path is given: found through the normal
+// loader search, so LD_LIBRARY_PATH works (and selects the simulator in tests).
+inline constexpr const char* default_library = "libnvidia-ml.so.1";
+
+// An initialised NVML session: dlopen + nvmlInit on open, nvmlShutdown + dlclose
+// on destruction. Move-only. Open it once per process and take many snapshots.
+class Nvml {
+  public:
+    // `library` is a file name or path for dlopen; empty means default_library.
+    // Errors (ErrorKind::environment) name the library and dlerror()/nvmlErrorString,
+    // with a hint (install the driver, --nvml-library, or the simulator).
+    [[nodiscard]] static Result<Nvml> open(const std::string& library = {});
+
+    Nvml(Nvml&&) noexcept;
+    Nvml& operator=(Nvml&&) noexcept;
+    ~Nvml();
+
+    // Reads every GPU. A GPU that fails (GPU_IS_LOST, NO_PERMISSION on its handle, ...) is
+    // returned with `error` set and the rest of its fields as far as they could be read;
+    // it never fails the whole snapshot. Only a failure to count devices is an Error.
+    // Processes carry user and command from /proc where visible.
+    [[nodiscard]] Result<gpu::MachineSnapshot> snapshot() const;
+
+    // The path or name that was loaded, for messages.
+    [[nodiscard]] const std::string& library() const;
+
+  private:
+    struct Impl;
+    explicit Nvml(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace withgpu::nvml

@@ -1,0 +1,22 @@
+// What /proc says about a process: who runs it and what it runs.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <sys/types.h>
+
+namespace withgpu::procfs {
+
+struct ProcessDetails {
+    std::optional<std::string> user;    // owner's name (or numeric uid if it has no name)
+    std::optional<std::string> command; // argv joined by spaces; "[comm]" for kernel threads
+};
+
+// Reads /proc/<pid>/status (real uid) and /proc/<pid>/cmdline. Fields are nullopt where
+// the process does not exist or is not visible (e.g. another PID namespace, hidepid).
+[[nodiscard]] ProcessDetails read_process_details(pid_t pid);
+
+// The name of a user id via getpwuid_r, or the number as text if it has no entry.
+[[nodiscard]] std::string user_name(uid_t uid);
+
+} // namespace withgpu::procfs

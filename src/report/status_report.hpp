@@ -1,0 +1,29 @@
+// Rendering what --status shows: pure functions of a snapshot and the claims.
+// The JSON shape is a public contract (docs/json.md).
+#pragma once
+
+#include "gpu/claim.hpp"
+#include "gpu/snapshot.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace withgpu::report {
+
+// Bumped only when a field changes meaning or disappears; new fields may be added.
+inline constexpr int json_format_version = 1;
+
+[[nodiscard]] nlohmann::json status_json(const gpu::MachineSnapshot& machine,
+                                         const gpu::ClaimMap& claims);
+
+// A plain-text table: one line per GPU, one indented line per process.
+[[nodiscard]] std::string status_table(const gpu::MachineSnapshot& machine,
+                                       const gpu::ClaimMap& claims,
+                                       std::int64_t now_unix);
+
+// "2026-11-22T10:03:00Z"
+[[nodiscard]] std::string format_utc(std::int64_t unix_seconds);
+
+} // namespace withgpu::report

@@ -1,0 +1,76 @@
+// Choosing GPUs: pure code over a snapshot, the current claims and a request.
+// No clock, files, NVML or environment: everything arrives as values.
+#pragma once
+
+#include "gpu/claim.hpp"
+#include "gpu/snapshot.hpp"
+#include "selection/gpu_ref.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace withgpu::selection {
+
+struct Request {
+    unsigned min_gpus = 1; // take at least this many ...
+    unsigned max_gpus = 1; // ... and at most this many, the best first (>= min_gpus)
+
+    std::vector<GpuRef> only;    // --gpu: candidates restricted to these (empty: all)
+    std::vector<GpuRef> exclude; // --exclude (and banned GPUs from configuration)
+    VisibleDevices visible;      // inherited CUDA_VISIBLE_DEVICES
+
+    std::optional<std::string> gpu_type; // --gpu-type: case-insensitive substring of the name
+    bool strict_type = false;            // --strict: only gpu_type matches (else: preferred)
+
+    std::optional<std::uint64_t> min_free_bytes;     // --min-memory
+    std::optional<unsigned> max_utilization_percent; // --max-util
+    std::optional<unsigned> max_temperature_c;       // --max-temp
+    std::optional<double> max_power_w;               // --max-power
+    bool require_idle = false;                       // --require-idle: no process at all
+};
+
+// Why one GPU cannot be chosen. `permanent` reasons cannot change while this machine and
+// request stay the same (excluded, wrong model, too little total memory, not visible, lost);
+// the others can (claimed, too little free memory now, busy, hot, ...).
+struct Rejection {
+    std::string reason; // e.g. "3.1 GiB free < 20 GiB", "util 87% > 10%", "claimed by alice ..."
+    bool permanent = false;
+};
+
+struct GpuVerdict {
+    unsigned index = 0;                // NVML index
+    std::vector<Rejection> rejections; // empty: eligible
+    bool preferred = false;            // matches --gpu-type (only meaningful without --strict)
+    bool chosen = false;
+};
+
+struct Decision {
+    enum class Outcome {
+        chosen,    // `chosen` holds min_gpus..max_gpus GPUs
+        none_now,  // not enough eligible GPUs now, but it could happen later (wait or exit 75)
+        impossible // fewer than min_gpus GPUs could ever qualify (exit 125)
+    };
+    Outcome outcome = Outcome::none_now;
+    std::vector<unsigned> chosen;     // NVML indices in rank order (best first)
+    std::vector<GpuVerdict> verdicts; // one per GPU in the snapshot, in snapshot order
+    std::string summary; // one line, e.g. "need 2 GPUs, 1 eligible" or "chose GPU 3, GPU 1"
+};
+
+// Validates the request's own consistency (max >= min >= 1 ...). ErrorKind::usage.
+[[nodiscard]] Result<void> validate(const Request& request);
+
+// Picks GPUs. Ranking among eligible GPUs: --gpu-type matches first (without --strict), then
+// most free memory (unknown last), then fewest processes, then lowest index.
+// `now_unix` is only used to say how long a claim has been held in rejection reasons.
+// Unknown metrics fail the thresholds that need them ("utilisation unknown").
+[[nodiscard]] Decision select(const gpu::MachineSnapshot& machine,
+                              const Request& request,
+                              const gpu::ClaimMap& claims,
+                              std::int64_t now_unix);
+
+// "GPU 2: 3.1 GiB free < 20 GiB; util 87% > 10%" for one verdict with rejections.
+[[nodiscard]] std::string describe(const GpuVerdict& verdict);
+
+} // namespace withgpu::selection

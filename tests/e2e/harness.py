@@ -1,0 +1,137 @@
+"""Shared helpers for the end-to-end tests: run the real with-gpu binary on a
+simulated machine (the project's NVML simulator) with a private lock directory."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN = os.environ["WITH_GPU_BIN"]
+SIM_DIR = os.environ["WITH_GPU_SIM_DIR"]
+MACHINES = os.environ["WITH_GPU_MACHINES"]
+JOB_RECORDER = os.environ.get("WITH_GPU_JOB_RECORDER", "")
+
+GIB = 1024  # in MiB, the simulator's unit
+
+
+def gpu(index, **fields):
+    """One simulated GPU; keyword arguments override the idle A100 defaults."""
+    g = {
+        "name": "NVIDIA A100-SXM4-80GB",
+        "uuid": uuid_of(index),
+        "pci_bus_id": bus_id_of(index),
+        "memory_total_mib": 80 * GIB,
+        "utilization_percent": 0,
+        "temperature_c": 30,
+        "power_mw": 60000,
+        "power_limit_mw": 400000,
+        "processes": [],
+    }
+    g.update(fields)
+    return g
+
+
+def uuid_of(index):
+    return f"GPU-{index:08x}-1111-4222-8333-{index:012x}"
+
+
+def bus_id_of(index):
+    return f"00000000:{0x10 + index:02X}:00.0"
+
+
+def busy(pid, mib):
+    return {"pid": pid, "used_memory_mib": mib, "type": "compute"}
+
+
+class Case(unittest.TestCase):
+    """A test with its own temporary directory, machine file and lock directory."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="with-gpu-e2e-")
+        self.lock_dir = os.path.join(self.tmp, "locks")
+        self.machine_path = os.path.join(self.tmp, "machine.json")
+        self.children = []
+
+    def tearDown(self):
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- machines ---------------------------------------------------------
+    def machine(self, gpus, driver_version="550.54.15", **extra):
+        """Writes a machine description (atomically, as the simulator re-reads it)."""
+        doc = {"driver_version": driver_version, "gpus": gpus}
+        doc.update(extra)
+        tmp = self.machine_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, self.machine_path)
+        return self.machine_path
+
+    def shipped_machine(self, name):
+        self.machine_path = os.path.join(MACHINES, name)
+        return self.machine_path
+
+    # -- running ----------------------------------------------------------
+    def env(self, extra=None, drop=()):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("WITH_GPU_") and k not in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
+        env["LD_LIBRARY_PATH"] = SIM_DIR
+        env["WITH_GPU_SIM_MACHINE"] = self.machine_path
+        env["WITH_GPU_LOCK_DIR"] = self.lock_dir
+        for k in drop:
+            env.pop(k, None)
+        env.update(extra or {})
+        return env
+
+    def run_wg(self, *args, env=None, drop=(), timeout=60, stdin=subprocess.DEVNULL, **kw):
+        kw.setdefault("cwd", self.tmp)  # where a crashing test command may leave a core file
+        return subprocess.run([BIN, *args], env=self.env(env, drop), capture_output=True,
+                              text=True, timeout=timeout, stdin=stdin, **kw)
+
+    def popen_wg(self, *args, env=None, **kw):
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("cwd", self.tmp)
+        child = subprocess.Popen([BIN, *args], env=self.env(env), text=True, **kw)
+        self.children.append(child)
+        return child
+
+    def chosen(self, *args, env=None):
+        """Runs with-gpu and returns the CUDA_VISIBLE_DEVICES the command saw."""
+        r = self.run_wg(*args, "--", "sh", "-c", 'printf %s "$CUDA_VISIBLE_DEVICES"', env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def status(self):
+        r = self.run_wg("--status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def assert_clean_error(self, result, code, *fragments):
+        """with-gpu failed with `code` and a message (not a crash) containing the fragments."""
+        self.assertEqual(result.returncode, code, f"stdout={result.stdout!r} stderr={result.stderr!r}")
+        self.assertIn("with-gpu:", result.stderr)
+        for bad in ("terminate called", "Traceback", "Segmentation", "AddressSanitizer"):
+            self.assertNotIn(bad, result.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, result.stderr)
+
+    # -- waiting for conditions (never a fixed sleep) -----------------------
+    def wait_until(self, predicate, timeout=30.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.01)
+        self.fail(f"timed out after {timeout}s waiting for {what}")
+
+    def claim_of(self, index):
+        return self.status()["gpus"][index]["claim"]

@@ -1,0 +1,90 @@
+"""Claims: exclusive, all-or-nothing, as long as the job lives and not a moment longer."""
+
+import os
+import signal
+import stat
+import unittest
+
+from harness import Case, gpu, uuid_of
+
+
+class ClaimTest(Case):
+    def setUp(self):
+        super().setUp()
+        self.machine([gpu(0), gpu(1)])
+
+    def hold(self, *args):
+        """Starts a job that keeps its GPUs until killed; returns (supervisor, job pid)."""
+        sup = self.popen_wg(*args, "sh", "-c", "echo $$; exec sleep 300")
+        job_pid = int(sup.stdout.readline())
+        return sup, job_pid
+
+    def test_a_claimed_gpu_is_not_given_to_another_job(self):
+        sup, _ = self.hold("--gpu", "0")
+        r = self.run_wg("--gpu", "0", "true")
+        self.assert_clean_error(r, 75, "GPU 0: claimed by")
+        self.assertEqual(self.chosen(), "1")  # the other GPU is still free
+        sup.terminate()
+        sup.wait(timeout=30)
+        self.assertEqual(self.chosen("--gpu", "0"), "0")
+
+    def test_kill_9_of_the_job_frees_the_gpu_at_once(self):
+        sup, job_pid = self.hold("-n", "2")
+        self.assertEqual(self.run_wg("true").returncode, 75)
+        os.kill(job_pid, signal.SIGKILL)
+        self.assertEqual(sup.wait(timeout=30), -signal.SIGKILL)
+        # No waiting, no polling: the very next launch gets both GPUs.
+        self.assertEqual(self.chosen("-n", "2"), "0,1")
+
+    def test_kill_9_of_with_gpu_keeps_the_claim_while_the_job_runs(self):
+        sup, job_pid = self.hold("--gpu", "1")
+        os.kill(sup.pid, signal.SIGKILL)
+        sup.wait(timeout=30)
+        os.kill(job_pid, 0)  # the job is still running on the GPU ...
+        self.assertEqual(self.run_wg("--gpu", "1", "true").returncode, 75)  # ... so it stays claimed
+        self.assertIsNotNone(self.claim_of(1))
+        os.kill(job_pid, signal.SIGKILL)
+        self.wait_until(lambda: not os.path.exists(f"/proc/{job_pid}") or
+                        open(f"/proc/{job_pid}/stat").read().split()[2] == "Z",
+                        what="job to exit")
+        # The job was re-parented; once it is gone (or a zombie, its files closed) the GPU is free.
+        self.assertEqual(self.chosen("--gpu", "1"), "1")
+
+    def test_multi_gpu_claims_are_all_or_nothing(self):
+        sup, _ = self.hold("--gpu", "1")
+        r = self.run_wg("-n", "2", "true")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIsNone(self.claim_of(0), "a failed 2-GPU request must not keep GPU 0")
+        self.assertEqual(self.chosen(), "0")
+        sup.terminate()
+        sup.wait(timeout=30)
+
+    def test_lock_directory_and_files(self):
+        self.assertEqual(self.chosen("-n", "2"), "0,1")
+        mode = os.stat(self.lock_dir).st_mode
+        self.assertEqual(stat.S_IMODE(mode), 0o1777)
+        names = sorted(os.listdir(self.lock_dir))
+        for index in (0, 1):
+            self.assertIn(f"gpu-{uuid_of(index)}.lock", names)
+            st = os.lstat(os.path.join(self.lock_dir, f"gpu-{uuid_of(index)}.lock"))
+            self.assertTrue(stat.S_ISREG(st.st_mode))
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o666)
+        # Lock files are never deleted: deleting would let a newcomer lock a fresh file.
+        self.assertEqual(self.chosen("-n", "2"), "0,1")
+        self.assertEqual(sorted(os.listdir(self.lock_dir)), names)
+
+    def test_a_symlink_planted_as_a_lock_file_is_refused(self):
+        os.makedirs(self.lock_dir)
+        os.chmod(self.lock_dir, 0o1777)
+        victim = os.path.join(self.tmp, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.symlink(victim, os.path.join(self.lock_dir, f"gpu-{uuid_of(0)}.lock"))
+        r = self.run_wg("--gpu", "0", "true")
+        self.assert_clean_error(r, 125)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+
+
+if __name__ == "__main__":
+    unittest.main()

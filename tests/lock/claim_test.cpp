@@ -1,0 +1,582 @@
+#include "lock/claim.hpp"
+#include "lock/lock_dir.hpp"
+#include "process.hpp"
+#include "support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace withgpu::lock {
+namespace {
+
+namespace fs = std::filesystem;
+namespace wt = withgpu::testing;
+
+const std::string gpu_a = "GPU-aaaaaaaa-1111-2222-3333-444444444444";
+const std::string gpu_b = "GPU-bbbbbbbb-1111-2222-3333-444444444444";
+
+// A shared 1777 lock directory inside a temp directory that other users can traverse.
+class ClaimTest : public ::testing::Test {
+  protected:
+    ClaimTest() {
+        EXPECT_EQ(::chmod(m_tmp.path().c_str(), 0755), 0);
+        m_path = (m_tmp.path() / "locks").string();
+        auto dir = LockDir::open(m_path, true);
+        if (!dir) {
+            throw std::runtime_error(dir.error().message);
+        }
+        m_dir.emplace(std::move(*dir));
+    }
+
+    [[nodiscard]] const LockDir& dir() const { return *m_dir; }
+    [[nodiscard]] const std::string& path() const { return m_path; }
+    [[nodiscard]] fs::path file_of(const std::string& uuid) const {
+        return fs::path(m_path) / lock_file_name(uuid);
+    }
+
+    // Claims in this process; fails the test on error or contention.
+    Claim claim(const std::vector<std::string>& uuids) {
+        auto claim = Claim::try_acquire(dir(), uuids);
+        if (!claim || !claim->has_value()) {
+            throw std::runtime_error("expected to claim");
+        }
+        return std::move(**claim);
+    }
+
+    gpu::ClaimMap claims_now(const std::vector<std::string>& uuids) {
+        auto decision = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
+        EXPECT_TRUE(decision) << decision.error().message;
+        auto claims = read_claims(dir(), uuids);
+        if (!claims) {
+            ADD_FAILURE() << claims.error().message;
+            return {};
+        }
+        return *claims;
+    }
+
+    static void write_file(const fs::path& path, const std::string& content) {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << content;
+    }
+
+    static std::string read_file(const fs::path& path) {
+        std::ifstream in(path, std::ios::binary);
+        std::stringstream content;
+        content << in.rdbuf();
+        return content.str();
+    }
+
+  private:
+    wt::TempDir m_tmp;
+    std::string m_path;
+    std::optional<LockDir> m_dir;
+};
+
+TEST_F(ClaimTest, LockFileNameIsKeyedByUuid) {
+    EXPECT_EQ(lock_file_name(gpu_a), "gpu-" + gpu_a + ".lock");
+}
+
+TEST_F(ClaimTest, RefusesUuidsThatAreNotPlainNames) {
+    for (const std::string& bad : std::vector<std::string>{"",
+                                                           "../x",
+                                                           "GPU-1/../../etc",
+                                                           "GPU 1",
+                                                           "GPU-1\n",
+                                                           "GPU-ü",
+                                                           ".",
+                                                           std::string(300, 'a')}) {
+        auto claim = Claim::try_acquire(dir(), {gpu_a, bad});
+        ASSERT_FALSE(claim) << bad;
+        EXPECT_EQ(claim.error().kind, ErrorKind::environment);
+        auto claims = read_claims(dir(), {bad});
+        ASSERT_FALSE(claims) << bad;
+        EXPECT_EQ(claims.error().kind, ErrorKind::environment);
+    }
+    // Checked before anything is created.
+    EXPECT_TRUE(fs::is_empty(path()));
+}
+
+TEST_F(ClaimTest, SecondClaimFromAnotherProcessFailsUntilReleased) {
+    std::optional<Claim> held = claim({gpu_a});
+    EXPECT_EQ(held->uuids(), std::vector<std::string>{gpu_a});
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_b}), wt::child_acquired);
+
+    held.reset();
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_acquired);
+}
+
+TEST_F(ClaimTest, MovedClaimStaysHeld) {
+    Claim first = claim({gpu_a});
+    Claim moved(std::move(first));
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
+    EXPECT_EQ(moved.descriptors().size(), 1U);
+}
+
+TEST_F(ClaimTest, AllOrNothing) {
+    std::optional<Claim> held_b = claim({gpu_b});
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a, gpu_b}), wt::child_busy);
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_b, gpu_a}), wt::child_busy);
+    // A was locked first (sorted order) and must have been released again.
+    const auto claims = claims_now({gpu_a, gpu_b});
+    EXPECT_EQ(claims.count(gpu_a), 0U);
+    EXPECT_EQ(claims.count(gpu_b), 1U);
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_acquired);
+
+    held_b.reset();
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a, gpu_b}), wt::child_acquired);
+}
+
+TEST_F(ClaimTest, DuplicateUuidsAreClaimedOnce) {
+    Claim held = claim({gpu_b, gpu_a, gpu_b});
+    EXPECT_EQ(held.uuids(), (std::vector<std::string>{gpu_a, gpu_b}));
+    EXPECT_EQ(held.descriptors().size(), 2U);
+}
+
+TEST_F(ClaimTest, DescriptorsAreCloseOnExecUntilTheRunModuleSaysOtherwise) {
+    Claim held = claim({gpu_a, gpu_b});
+    for (const int fd : held.descriptors()) {
+        EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0) << fd;
+    }
+}
+
+// The key property: the job inherits the locked open file description, so the claim lives
+// as long as the job does, and the kernel drops it when the job dies, even by SIGKILL.
+TEST_F(ClaimTest, ClaimLivesInTheExecedJobAndDiesWithIt) {
+    std::optional<Claim> held = claim({gpu_a});
+    const int fd = held->descriptors().at(0);
+    wt::Pipe ready;
+    wt::Pipe job_stdin;
+    const pid_t job = wt::start_child([&] {
+        if (::dup2(ready.write.get(), STDOUT_FILENO) < 0 ||
+            ::dup2(job_stdin.read.get(), STDIN_FILENO) < 0 ||
+            ::fcntl(fd, F_SETFD, 0) != 0) { // what run/ does for the job
+            return 50;
+        }
+        const std::string fd_arg = std::to_string(fd);
+        ::execl(WITH_GPU_HOLD_FD, "hold_fd", fd_arg.c_str(), static_cast<char*>(nullptr));
+        return 51;
+    });
+    ready.write.reset();
+    job_stdin.read.reset();
+    ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 16), "ready\n");
+
+    held.reset(); // the supervisor's copy is gone (as if with-gpu was killed)
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
+    EXPECT_EQ(claims_now({gpu_a}).count(gpu_a), 1U);
+
+    ASSERT_EQ(::kill(job, SIGKILL), 0);
+    EXPECT_EQ(wt::wait_for(job), 128 + SIGKILL);
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_acquired);
+    EXPECT_EQ(claims_now({gpu_a}).count(gpu_a), 0U);
+}
+
+TEST_F(ClaimTest, ClaimEndsWhenTheClaimingProcessIsKilled) {
+    wt::Pipe ready;
+    wt::Pipe never;
+    const pid_t claimer = wt::start_child([&] {
+        auto dir_again = LockDir::open(path(), false);
+        if (!dir_again) {
+            return wt::report_error(dir_again.error());
+        }
+        auto claim = Claim::try_acquire(*dir_again, {gpu_a});
+        if (!claim || !claim->has_value() || ::write(ready.write.get(), "x", 1) != 1) {
+            return 60;
+        }
+        char byte = 0;
+        never.write.reset(); // only the parent's copy keeps it open
+        static_cast<void>(::read(never.read.get(), &byte, 1)); // until killed
+        return 0;
+    });
+    ready.write.reset();
+    ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 1), "x");
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
+    ASSERT_EQ(::kill(claimer, SIGKILL), 0);
+    EXPECT_EQ(wt::wait_for(claimer), 128 + SIGKILL);
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_acquired);
+}
+
+TEST_F(ClaimTest, ReadClaimsReportsClaimedAndFreeWithTheRecordedHolder) {
+    Claim held = claim({gpu_a});
+    {
+        std::optional<Claim> released = claim({gpu_b}); // leaves a lock file behind, unlocked
+    }
+    EXPECT_TRUE(claims_now({gpu_a, gpu_b}).at(gpu_a).pid == std::nullopt); // no record yet
+
+    gpu::ClaimHolder holder;
+    holder.pid = 4242;
+    holder.supervisor_pid = 4241;
+    holder.user = "alice";
+    holder.command = "python train.py --name \"run 1\"\nsecond line \xff";
+    holder.since_unix = 1700000000;
+    ASSERT_TRUE(held.record_holder(holder));
+
+    const auto claims = claims_now({gpu_a, gpu_b, "GPU-never-seen"});
+    ASSERT_EQ(claims.size(), 1U);
+    const gpu::ClaimHolder& read = claims.at(gpu_a);
+    EXPECT_EQ(read.pid, 4242);
+    EXPECT_EQ(read.supervisor_pid, 4241);
+    EXPECT_EQ(read.user, "alice");
+    ASSERT_TRUE(read.command);
+    EXPECT_EQ(read.command->rfind("python train.py --name \"run 1\"\nsecond line ", 0), 0U);
+    EXPECT_NE(read.command->find("\xEF\xBF\xBD"), std::string::npos); // invalid byte replaced
+    EXPECT_EQ(read.since_unix, 1700000000);
+
+    // One line, nothing after it.
+    const std::string content = read_file(file_of(gpu_a));
+    ASSERT_FALSE(content.empty());
+    EXPECT_EQ(content.find('\n'), content.size() - 1);
+}
+
+TEST_F(ClaimTest, ShorterRecordReplacesLongerOneCompletely) {
+    Claim held = claim({gpu_a});
+    gpu::ClaimHolder holder;
+    holder.command = std::string(1000, 'x');
+    ASSERT_TRUE(held.record_holder(holder));
+    holder.command = "short";
+    holder.pid = 7;
+    ASSERT_TRUE(held.record_holder(holder));
+    const std::string content = read_file(file_of(gpu_a));
+    EXPECT_EQ(content.size(), content.find('\n') + 1);
+    EXPECT_EQ(claims_now({gpu_a}).at(gpu_a).command, "short");
+}
+
+TEST_F(ClaimTest, HugeCommandIsShortenedToARecordTheReaderAccepts) {
+    Claim held = claim({gpu_a});
+    gpu::ClaimHolder holder;
+    holder.pid = 9;
+    holder.command = std::string(100000, '\x01'); // escapes to six bytes each
+    ASSERT_TRUE(held.record_holder(holder));
+    EXPECT_LT(fs::file_size(file_of(gpu_a)), 4096U);
+    const auto read = claims_now({gpu_a}).at(gpu_a);
+    EXPECT_EQ(read.pid, 9);
+    ASSERT_TRUE(read.command);
+    EXPECT_FALSE(read.command->empty());
+}
+
+TEST_F(ClaimTest, NewClaimClearsThePreviousHoldersRecord) {
+    {
+        Claim first = claim({gpu_a});
+        gpu::ClaimHolder holder;
+        holder.pid = 1;
+        ASSERT_TRUE(first.record_holder(holder));
+    }
+    Claim second = claim({gpu_a});
+    const auto claims = claims_now({gpu_a});
+    ASSERT_EQ(claims.count(gpu_a), 1U);
+    EXPECT_EQ(claims.at(gpu_a).pid, std::nullopt);
+}
+
+TEST_F(ClaimTest, GarbageRecordsLeaveFieldsEmpty) {
+    const std::vector<std::string> garbage = {
+        "",
+        "not json\n",
+        "{\"pid\":12",                            // no newline: being written
+        std::string(100000, '{'),                 // huge, no newline within what is read
+        std::string(5000, ' ') + "{\"pid\":1}\n", // newline beyond the 4 KiB read
+        "[1,2,3]\n",
+        "\"just a string\"\n",
+        "{\"pid\":\"12\",\"supervisor_pid\":1e400,\"user\":5,\"command\":null,\"since\":1.5}\n",
+        "{\"pid\":99999999999,\"supervisor_pid\":-99999999999,\"since\":18446744073709551615}\n",
+        std::string("{\"user\":\"a\xff\"}\n"),
+        std::string("\0\0\0\n", 4),
+    };
+    Claim held = claim({gpu_a});
+    for (const auto& content : garbage) {
+        write_file(file_of(gpu_a), content);
+        const auto claims = claims_now({gpu_a});
+        ASSERT_EQ(claims.count(gpu_a), 1U) << content.substr(0, 80);
+        const auto& holder = claims.at(gpu_a);
+        EXPECT_EQ(holder.pid, std::nullopt) << content.substr(0, 80);
+        EXPECT_EQ(holder.supervisor_pid, std::nullopt) << content.substr(0, 80);
+        EXPECT_EQ(holder.user, std::nullopt) << content.substr(0, 80);
+        EXPECT_EQ(holder.command, std::nullopt) << content.substr(0, 80);
+        EXPECT_EQ(holder.since_unix, std::nullopt) << content.substr(0, 80);
+    }
+    // Fields are judged one by one.
+    write_file(file_of(gpu_a), "{\"pid\":\"12\",\"user\":\"bob\",\"since\":-5,\"extra\":[1]}\n");
+    const auto holder = claims_now({gpu_a}).at(gpu_a);
+    EXPECT_EQ(holder.pid, std::nullopt);
+    EXPECT_EQ(holder.user, "bob");
+    EXPECT_EQ(holder.since_unix, -5);
+}
+
+TEST_F(ClaimTest, LockFilesAreNeverDeleted) {
+    { Claim held = claim({gpu_a, gpu_b}); }
+    EXPECT_TRUE(fs::is_regular_file(file_of(gpu_a)));
+    EXPECT_TRUE(fs::is_regular_file(file_of(gpu_b)));
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a, gpu_b}), wt::child_acquired);
+    EXPECT_TRUE(fs::is_regular_file(file_of(gpu_a)));
+    EXPECT_TRUE(fs::is_regular_file(file_of(gpu_b)));
+    // World-writable despite the umask, so every user can open it read-write.
+    EXPECT_EQ(fs::status(file_of(gpu_a)).permissions(), fs::perms(0666));
+}
+
+TEST_F(ClaimTest, ReadClaimsNeverCreatesFiles) {
+    const auto claims = claims_now({gpu_a, gpu_b});
+    EXPECT_TRUE(claims.empty());
+    EXPECT_FALSE(fs::exists(file_of(gpu_a)));
+    EXPECT_FALSE(fs::exists(file_of(gpu_b)));
+}
+
+TEST_F(ClaimTest, RefusesSymlinkPlantedAsLockFile) {
+    const auto target = fs::path(path()).parent_path() / "victim";
+    write_file(target, "precious\n");
+    fs::create_symlink(target, file_of(gpu_a));
+    const auto dangling = fs::path(path()).parent_path() / "nowhere";
+    fs::create_symlink(dangling, file_of(gpu_b));
+
+    for (const auto& uuid : {gpu_a, gpu_b}) {
+        auto claim = Claim::try_acquire(dir(), {uuid});
+        ASSERT_FALSE(claim) << uuid;
+        EXPECT_EQ(claim.error().kind, ErrorKind::environment);
+        EXPECT_NE(claim.error().message.find("symbolic link"), std::string::npos)
+            << claim.error().message;
+        EXPECT_NE(claim.error().message.find(file_of(uuid).string()), std::string::npos);
+        EXPECT_NE(claim.error().hint.find("tampering"), std::string::npos);
+
+        auto claims = read_claims(dir(), {uuid});
+        ASSERT_FALSE(claims);
+        EXPECT_NE(claims.error().message.find("symbolic link"), std::string::npos);
+    }
+    EXPECT_EQ(read_file(target), "precious\n");
+    EXPECT_FALSE(fs::exists(dangling));
+}
+
+TEST_F(ClaimTest, RefusesDirectoryOrFifoPlantedAsLockFile) {
+    fs::create_directory(file_of(gpu_a));
+    ASSERT_EQ(::mkfifo(file_of(gpu_b).c_str(), 0666), 0);
+    for (const auto& uuid : {gpu_a, gpu_b}) {
+        auto claim = Claim::try_acquire(dir(), {uuid});
+        ASSERT_FALSE(claim) << uuid;
+        EXPECT_EQ(claim.error().kind, ErrorKind::environment);
+        auto claims = read_claims(dir(), {uuid}); // must not hang on the FIFO either
+        ASSERT_FALSE(claims) << uuid;
+    }
+}
+
+// Someone else created the lock file without write permission for us: flock still works
+// on a read-only descriptor, only the holder record is lost.
+TEST_F(ClaimTest, ReadOnlyLockFileIsClaimedThroughReadOnlyFallback) {
+    {
+        const Fd fd(::open(file_of(gpu_a).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444));
+        ASSERT_TRUE(fd);
+    }
+    ASSERT_EQ(::chmod(file_of(gpu_a).c_str(), 0444), 0);
+    // Root ignores file modes, so the claimer runs as another user; the file stays root's.
+    const bool drop = wt::running_as_root();
+
+    wt::Pipe claimed;
+    wt::Pipe finish;
+    const pid_t claimer = wt::start_child([&] {
+        if (drop && !wt::become_nobody()) {
+            return 70;
+        }
+        auto dir_again = LockDir::open(path(), false);
+        if (!dir_again) {
+            return wt::report_error(dir_again.error());
+        }
+        auto claim = Claim::try_acquire(*dir_again, {gpu_a});
+        if (!claim) {
+            return wt::report_error(claim.error());
+        }
+        if (!claim->has_value()) {
+            return wt::child_busy;
+        }
+        const int flags = ::fcntl((*claim)->descriptors().at(0), F_GETFL);
+        if ((flags & O_ACCMODE) != O_RDONLY) {
+            return 71; // the fallback was not exercised
+        }
+        gpu::ClaimHolder holder;
+        holder.pid = 1;
+        if (auto recorded = (*claim)->record_holder(holder); !recorded) {
+            return wt::report_error(recorded.error());
+        }
+        if (::write(claimed.write.get(), "x", 1) != 1) {
+            return 72;
+        }
+        char byte = 0;
+        finish.write.reset(); // only the parent's copy keeps it open
+        static_cast<void>(::read(finish.read.get(), &byte, 1)); // hold until told
+        return 0;
+    });
+    claimed.write.reset();
+    finish.read.reset();
+    ASSERT_EQ(wt::read_with_deadline(claimed.read.get(), 1), "x");
+
+    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
+    const auto claims = claims_now({gpu_a});
+    ASSERT_EQ(claims.count(gpu_a), 1U);
+    EXPECT_EQ(claims.at(gpu_a).pid, std::nullopt);
+    EXPECT_EQ(fs::file_size(file_of(gpu_a)), 0U);
+
+    finish.write.reset();
+    EXPECT_EQ(wt::wait_for(claimer), 0);
+    EXPECT_TRUE(claims_now({gpu_a}).empty());
+}
+
+TEST_F(ClaimTest, AnotherUsersLockFileInTheStickyDirectoryIsUsedReadWrite) {
+    if (!wt::running_as_root()) {
+        GTEST_SKIP() << "needs root to act as two users";
+    }
+    { Claim created = claim({gpu_a}); } // root's 0666 file
+    const int code = wt::run_in_child([&] {
+        if (!wt::become_nobody()) {
+            return 80;
+        }
+        auto dir_again = LockDir::open(path(), true);
+        if (!dir_again) {
+            return wt::report_error(dir_again.error());
+        }
+        auto claim = Claim::try_acquire(*dir_again, {gpu_a, gpu_b}); // B is created by nobody
+        if (!claim || !claim->has_value()) {
+            return claim ? wt::child_busy : wt::report_error(claim.error());
+        }
+        gpu::ClaimHolder holder;
+        holder.user = "nobody";
+        auto recorded = (*claim)->record_holder(holder);
+        return recorded ? 0 : wt::report_error(recorded.error());
+    });
+    EXPECT_EQ(code, 0);
+    struct stat st {};
+    ASSERT_EQ(::stat(file_of(gpu_b).c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, wt::nobody_uid);
+    EXPECT_NE(read_file(file_of(gpu_a)).find("nobody"), std::string::npos);
+}
+
+TEST_F(ClaimTest, ExclusiveDecisionLockExcludesReaders) {
+    const auto decide = fs::path(path()) / "decide.lock";
+    const auto probe = [&](int operation) {
+        return wt::run_in_child([&] {
+            const Fd fd(::open(decide.c_str(), O_RDONLY | O_CLOEXEC));
+            if (!fd) {
+                return 2;
+            }
+            return ::flock(fd.get(), operation | LOCK_NB) == 0 ? 0 : 1;
+        });
+    };
+    {
+        auto exclusive = DecisionLock::acquire(dir(), DecisionLock::Mode::exclusive);
+        ASSERT_TRUE(exclusive) << exclusive.error().message;
+        EXPECT_EQ(probe(LOCK_SH), 1);
+        exclusive->release();
+        EXPECT_EQ(probe(LOCK_SH), 0);
+    }
+    auto shared = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
+    ASSERT_TRUE(shared) << shared.error().message;
+    EXPECT_EQ(probe(LOCK_SH), 0);
+    EXPECT_EQ(probe(LOCK_EX), 1);
+}
+
+// Many processes competing for two GPUs with overlapping requests: every claim must be
+// exclusive. Each holder logs enter/exit with O_APPEND writes while it holds the claim.
+TEST_F(ClaimTest, ConcurrentClaimersNeverOverlap) {
+    constexpr int processes = 16;
+    constexpr int wins_each = 25;
+    constexpr int max_rounds = 1000000;
+    const auto log_path = fs::path(path()).parent_path() / "events.log";
+    wt::Pipe start;
+    std::vector<pid_t> children;
+    for (int p = 0; p < processes; ++p) {
+        children.push_back(wt::start_child([&, p] {
+            start.write.reset();
+            char byte = 0;
+            static_cast<void>(::read(start.read.get(), &byte, 1));
+            const Fd log(::open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+            auto dir_again = LockDir::open(path(), false);
+            if (!log || !dir_again) {
+                return 90;
+            }
+            const auto event = [&](char kind, const std::string& uuid) {
+                const std::string line =
+                    std::string(1, kind) + " " + uuid + " " + std::to_string(::getpid()) + "\n";
+                return ::write(log.get(), line.data(), line.size()) ==
+                       static_cast<ssize_t>(line.size());
+            };
+            long busy = 0;
+            int wins = 0;
+            for (int round = 0; wins < wins_each; ++round) {
+                if (round > max_rounds) {
+                    return 92; // starved for far too long
+                }
+                std::vector<std::string> wanted;
+                switch ((p + round) % 3) {
+                case 0:
+                    wanted = {gpu_a};
+                    break;
+                case 1:
+                    wanted = {gpu_b};
+                    break;
+                default:
+                    wanted = {gpu_b, gpu_a};
+                    break;
+                }
+                auto claim = Claim::try_acquire(*dir_again, wanted);
+                if (!claim) {
+                    return wt::report_error(claim.error());
+                }
+                if (!claim->has_value()) {
+                    ++busy;
+                    continue;
+                }
+                ++wins;
+                for (const auto& uuid : (*claim)->uuids()) {
+                    if (!event('E', uuid)) {
+                        return 91;
+                    }
+                }
+                ::usleep(100); // hold it a moment so that others collide with us
+                for (const auto& uuid : (*claim)->uuids()) {
+                    if (!event('X', uuid)) {
+                        return 91;
+                    }
+                }
+            }
+            return event('B', std::to_string(busy)) ? 0 : 91;
+        }));
+    }
+    start.write.reset();
+    for (const pid_t child : children) {
+        EXPECT_EQ(wt::wait_for(child), 0);
+    }
+
+    std::ifstream log(log_path);
+    std::map<std::string, long> holder_of; // uuid -> pid, 0 when free
+    std::map<std::string, int> entries;
+    char kind = 0;
+    std::string uuid;
+    long pid = 0;
+    long busy = 0;
+    while (log >> kind >> uuid >> pid) {
+        if (kind == 'B') {
+            busy += std::stol(uuid); // how often a claimer found a GPU taken
+        } else if (kind == 'E') {
+            ASSERT_EQ(holder_of[uuid], 0) << "pid " << pid << " entered " << uuid << " while pid "
+                                          << holder_of[uuid] << " held it";
+            holder_of[uuid] = pid;
+            ++entries[uuid];
+        } else {
+            ASSERT_EQ(kind, 'X');
+            ASSERT_EQ(holder_of[uuid], pid) << uuid;
+            holder_of[uuid] = 0;
+        }
+    }
+    EXPECT_GT(busy, 0) << "no contention: the test proved nothing";
+    EXPECT_GE(entries[gpu_a] + entries[gpu_b], processes * wins_each);
+    EXPECT_GT(entries[gpu_a], 0);
+    EXPECT_GT(entries[gpu_b], 0);
+    EXPECT_EQ(holder_of[gpu_a], 0);
+    EXPECT_EQ(holder_of[gpu_b], 0);
+}
+
+} // namespace
+} // namespace withgpu::lock

@@ -1,0 +1,213 @@
+#include "lock/lock_dir.hpp"
+#include "process.hpp"
+#include "support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace withgpu::lock {
+namespace {
+
+using withgpu::testing::TempDir;
+namespace fs = std::filesystem;
+
+mode_t mode_of(const fs::path& path) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st.st_mode & 07777;
+}
+
+// Sets the process umask for one test.
+class UmaskGuard {
+  public:
+    explicit UmaskGuard(mode_t mask) : m_old(::umask(mask)) {}
+    UmaskGuard(const UmaskGuard&) = delete;
+    UmaskGuard& operator=(const UmaskGuard&) = delete;
+    ~UmaskGuard() { ::umask(m_old); }
+
+  private:
+    mode_t m_old;
+};
+
+TEST(LockDir, CreatesMissingDirectorySticky1777DespiteUmask) {
+    TempDir tmp;
+    const UmaskGuard umask_guard(077);
+    const auto path = tmp.path() / "locks";
+    auto dir = LockDir::open(path.string(), true);
+    ASSERT_TRUE(dir) << dir.error().message;
+    EXPECT_EQ(dir->path(), path.string());
+    EXPECT_GE(dir->fd(), 0);
+    EXPECT_TRUE(fs::is_directory(path));
+    EXPECT_EQ(mode_of(path), mode_t{01777});
+
+    // Opening it again (the common case) accepts what was created.
+    auto again = LockDir::open(path.string(), true);
+    ASSERT_TRUE(again) << again.error().message;
+}
+
+TEST(LockDir, MissingDirectoryIsAnErrorWithoutCreate) {
+    TempDir tmp;
+    const auto path = tmp.path() / "locks";
+    auto dir = LockDir::open(path.string(), false);
+    ASSERT_FALSE(dir);
+    EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+    EXPECT_NE(dir.error().message.find(path.string()), std::string::npos);
+    EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(LockDir, ParentsAreNotCreated) {
+    TempDir tmp;
+    auto dir = LockDir::open((tmp.path() / "a" / "b").string(), true);
+    ASSERT_FALSE(dir);
+    EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+    EXPECT_FALSE(fs::exists(tmp.path() / "a"));
+}
+
+TEST(LockDir, RefusesSymlinkToADirectory) {
+    TempDir tmp;
+    const auto target = tmp.path() / "real";
+    ASSERT_TRUE(LockDir::open(target.string(), true)); // a perfectly fine 1777 directory
+    const auto link = tmp.path() / "locks";
+    fs::create_directory_symlink(target, link);
+    for (const bool create : {false, true}) {
+        auto dir = LockDir::open(link.string(), create);
+        ASSERT_FALSE(dir);
+        EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+        EXPECT_NE(dir.error().message.find("symbolic link"), std::string::npos)
+            << dir.error().message;
+        EXPECT_NE(dir.error().message.find(link.string()), std::string::npos);
+        EXPECT_FALSE(dir.error().hint.empty());
+    }
+}
+
+TEST(LockDir, RefusesDanglingSymlinkInsteadOfCreatingThroughIt) {
+    TempDir tmp;
+    const auto target = tmp.path() / "elsewhere";
+    const auto link = tmp.path() / "locks";
+    fs::create_directory_symlink(target, link);
+    auto dir = LockDir::open(link.string(), true);
+    ASSERT_FALSE(dir);
+    EXPECT_FALSE(fs::exists(target));
+}
+
+TEST(LockDir, RefusesARegularFile) {
+    TempDir tmp;
+    const auto path = tmp.path() / "locks";
+    {
+        const Fd fd(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+        ASSERT_TRUE(fd);
+    }
+    auto dir = LockDir::open(path.string(), true);
+    ASSERT_FALSE(dir);
+    EXPECT_NE(dir.error().message.find("not a directory"), std::string::npos)
+        << dir.error().message;
+}
+
+TEST(LockDir, RefusesOwnWorldWritableDirectoryWithoutStickyBit) {
+    TempDir tmp;
+    const auto path = tmp.path() / "locks";
+    fs::create_directory(path);
+    ASSERT_EQ(::chmod(path.c_str(), 0777), 0);
+    auto dir = LockDir::open(path.string(), true);
+    ASSERT_FALSE(dir);
+    EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+    EXPECT_NE(dir.error().message.find("not sticky"), std::string::npos) << dir.error().message;
+    EXPECT_NE(dir.error().hint.find("chmod 1777 " + path.string()), std::string::npos)
+        << dir.error().hint;
+    // Not "fixed" behind the user's back: it may be shared on purpose.
+    EXPECT_EQ(mode_of(path), mode_t{0777});
+
+    ASSERT_EQ(::chmod(path.c_str(), 0770), 0); // group-writable: same problem
+    EXPECT_FALSE(LockDir::open(path.string(), false));
+
+    ASSERT_EQ(::chmod(path.c_str(), 01777), 0);
+    auto sticky = LockDir::open(path.string(), false);
+    EXPECT_TRUE(sticky) << sticky.error().message;
+}
+
+TEST(LockDir, AcceptsPrivateDirectory) {
+    TempDir tmp;
+    const auto path = tmp.path() / "locks";
+    fs::create_directory(path);
+    ASSERT_EQ(::chmod(path.c_str(), 0700), 0);
+    auto dir = LockDir::open(path.string(), true);
+    ASSERT_TRUE(dir) << dir.error().message;
+    EXPECT_EQ(mode_of(path), mode_t{0700}); // an existing directory's mode is left alone
+}
+
+TEST(LockDir, DirectoryOfAnotherUserMustBeSticky) {
+    if (!testing::running_as_root()) {
+        GTEST_SKIP() << "needs root to give a directory to another user";
+    }
+    TempDir tmp;
+    const auto path = tmp.path() / "locks";
+    fs::create_directory(path);
+    ASSERT_EQ(::chown(path.c_str(), testing::nobody_uid, testing::nobody_gid), 0);
+
+    ASSERT_EQ(::chmod(path.c_str(), 0777), 0);
+    auto world = LockDir::open(path.string(), true);
+    ASSERT_FALSE(world);
+    EXPECT_NE(world.error().message.find("not sticky"), std::string::npos) << world.error().message;
+    EXPECT_NE(world.error().hint.find("--lock-dir"), std::string::npos);
+
+    // Only its owner can write, but that owner is neither us nor root.
+    ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+    auto owners = LockDir::open(path.string(), true);
+    ASSERT_FALSE(owners);
+    EXPECT_NE(owners.error().message.find("its owner"), std::string::npos)
+        << owners.error().message;
+
+    ASSERT_EQ(::chmod(path.c_str(), 01777), 0);
+    auto sticky = LockDir::open(path.string(), true);
+    EXPECT_TRUE(sticky) << sticky.error().message;
+}
+
+TEST(LockDir, RootOwnedReadOnlyDirectoryIsSafe) {
+    if (!testing::running_as_root()) {
+        GTEST_SKIP() << "needs root to create a directory owned by root";
+    }
+    TempDir tmp;
+    ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+    const auto path = tmp.path() / "locks";
+    fs::create_directory(path);
+    ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+    // Another user may use it (only root can change it), e.g. for --status.
+    const int code = testing::run_in_child([&] {
+        if (!testing::become_nobody()) {
+            return 10;
+        }
+        auto dir = LockDir::open(path.string(), false);
+        if (!dir) {
+            return testing::report_error(dir.error());
+        }
+        return 0;
+    });
+    EXPECT_EQ(code, 0);
+}
+
+TEST(LockDir, ConcurrentCreatorsAllSucceed) {
+    TempDir tmp;
+    const auto path = tmp.path() / "locks";
+    std::vector<pid_t> children;
+    testing::Pipe start;
+    for (int i = 0; i < 8; ++i) {
+        children.push_back(testing::start_child([&] {
+            start.write.reset();
+            char byte = 0;
+            static_cast<void>(::read(start.read.get(), &byte, 1)); // wait for the start
+            auto dir = LockDir::open(path.string(), true);
+            return dir ? 0 : testing::report_error(dir.error());
+        }));
+    }
+    start.write.reset(); // end of file: everyone starts at once
+    for (const pid_t child : children) {
+        EXPECT_EQ(testing::wait_for(child), 0);
+    }
+    EXPECT_EQ(mode_of(path), mode_t{01777});
+}
+
+} // namespace
+} // namespace withgpu::lock

@@ -1,0 +1,126 @@
+// Helpers for lock tests that need other processes: flock claims are per open file, and
+// the interesting properties (exclusion, inheritance, release on death) are across processes.
+#pragma once
+
+#include "lock/claim.hpp"
+#include "lock/lock_dir.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <fcntl.h>
+#include <functional>
+#include <grp.h>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace withgpu::testing {
+
+inline constexpr uid_t nobody_uid = 65534;
+inline constexpr gid_t nobody_gid = 65534;
+
+// Exit codes of child processes that try to claim.
+inline constexpr int child_acquired = 0;
+inline constexpr int child_busy = 1;
+inline constexpr int child_error = 2;
+
+inline bool running_as_root() {
+    return ::geteuid() == 0;
+}
+
+// waitpid retried on EINTR; returns the exit code, or 128 + signal.
+inline int wait_for(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            throw std::runtime_error("waitpid failed");
+        }
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Runs `body` in a forked child and returns the pid; the child exits with body's result.
+inline pid_t start_child(const std::function<int()>& body) {
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        throw std::runtime_error("fork failed");
+    }
+    if (pid == 0) {
+        int code = 120;
+        try {
+            code = body();
+        } catch (...) {
+            code = 121;
+        }
+        ::_exit(code);
+    }
+    return pid;
+}
+
+inline int run_in_child(const std::function<int()>& body) {
+    return wait_for(start_child(body));
+}
+
+// Gives up root in a child so that permission checks apply to it.
+inline bool become_nobody() {
+    return ::setgroups(0, nullptr) == 0 && ::setgid(nobody_gid) == 0 && ::setuid(nobody_uid) == 0;
+}
+
+inline int report_error(const Error& error) {
+    std::fprintf(stderr, "child: %s (hint: %s)\n", error.message.c_str(), error.hint.c_str());
+    return child_error;
+}
+
+// In a child: opens the lock directory afresh and tries to claim `uuids`.
+inline int try_claim_here(const std::string& dir_path, const std::vector<std::string>& uuids) {
+    auto dir = lock::LockDir::open(dir_path, false);
+    if (!dir) {
+        return report_error(dir.error());
+    }
+    auto claim = lock::Claim::try_acquire(*dir, uuids);
+    if (!claim) {
+        return report_error(claim.error());
+    }
+    return claim->has_value() ? child_acquired : child_busy;
+}
+
+// A fresh process tries to claim `uuids` and releases at once; returns a child_* code.
+inline int try_claim_elsewhere(const std::string& dir_path, const std::vector<std::string>& uuids) {
+    return run_in_child([&] { return try_claim_here(dir_path, uuids); });
+}
+
+// A close-on-exec pipe.
+struct Pipe {
+    Fd read;
+    Fd write;
+    Pipe() {
+        int fds[2] = {-1, -1};
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            throw std::runtime_error("pipe2 failed");
+        }
+        read.reset(fds[0]);
+        write.reset(fds[1]);
+    }
+};
+
+// Reads up to `max` bytes, waiting at most `deadline` for the first; returns "" on timeout
+// or end of file. The deadline is generous: it only bounds a test that is already failing.
+inline std::string read_with_deadline(
+    int fd, std::size_t max, std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(deadline.count())) != 1) {
+        return {};
+    }
+    std::string buffer(max, '\0');
+    const ssize_t n = ::read(fd, buffer.data(), max);
+    buffer.resize(n > 0 ? static_cast<std::size_t>(n) : 0U);
+    return buffer;
+}
+
+} // namespace withgpu::testing

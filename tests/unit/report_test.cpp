@@ -1,0 +1,119 @@
+#include "report/decision_report.hpp"
+#include "report/status_report.hpp"
+
+#include <gtest/gtest.h>
+
+namespace withgpu::report {
+namespace {
+
+constexpr std::uint64_t gib = 1024ULL * 1024 * 1024;
+
+gpu::MachineSnapshot machine() {
+    gpu::MachineSnapshot m;
+    m.driver_version = "550.54.15";
+    gpu::GpuSnapshot a;
+    a.index = 0;
+    a.uuid = "GPU-aaaa";
+    a.name = "NVIDIA A100-SXM4-80GB";
+    a.pci_bus_id = "00000000:07:00.0";
+    a.memory_total_bytes = 80 * gib;
+    a.memory_used_bytes = 20 * gib;
+    a.memory_free_bytes = 60 * gib;
+    a.utilization_percent = 87;
+    a.temperature_c = 71;
+    a.power_w = 312.46;
+    a.power_limit_w = 400.0;
+    gpu::Process p;
+    p.pid = 4242;
+    p.used_memory_bytes = 20 * gib;
+    p.user = "alice";
+    p.command = "python train.py";
+    a.processes = std::vector<gpu::Process>{p};
+    m.gpus.push_back(a);
+
+    gpu::GpuSnapshot b;
+    b.index = 1;
+    b.uuid = "GPU-bbbb";
+    b.name = "Tesla T4";
+    b.pci_bus_id = "00000000:08:00.0";
+    b.memory_total_bytes = 16 * gib;
+    b.memory_used_bytes = 0;
+    b.memory_free_bytes = 16 * gib;
+    b.processes = std::vector<gpu::Process>{};
+    m.gpus.push_back(b);
+
+    gpu::GpuSnapshot lost;
+    lost.index = 2;
+    lost.uuid = "GPU-cccc";
+    lost.error = "GPU is lost";
+    m.gpus.push_back(lost);
+    return m;
+}
+
+TEST(StatusJsonTest, FieldsUnitsAndNulls) {
+    gpu::ClaimMap claims;
+    claims["GPU-aaaa"] = gpu::ClaimHolder{4242, 4241, "alice", "python train.py", 1700000000};
+    auto doc = status_json(machine(), claims);
+    EXPECT_EQ(doc["version"], 1);
+    EXPECT_EQ(doc["driver_version"], "550.54.15");
+    EXPECT_TRUE(doc["queue"].is_array());
+    const auto& a = doc["gpus"][0];
+    EXPECT_EQ(a["memory_total_mib"], 81920);
+    EXPECT_EQ(a["memory_used_mib"], 20480);
+    EXPECT_EQ(a["memory_free_mib"], 61440);
+    EXPECT_EQ(a["power_w"], 312.5);
+    EXPECT_EQ(a["processes"][0]["user"], "alice");
+    EXPECT_EQ(a["processes"][0]["used_memory_mib"], 20480);
+    EXPECT_EQ(a["claim"]["pid"], 4242);
+    EXPECT_EQ(a["claim"]["since"], "2023-11-14T22:13:20Z");
+    const auto& b = doc["gpus"][1];
+    EXPECT_TRUE(b["utilization_percent"].is_null());
+    EXPECT_TRUE(b["temperature_c"].is_null());
+    EXPECT_TRUE(b["power_w"].is_null());
+    EXPECT_TRUE(b["claim"].is_null());
+    EXPECT_EQ(doc["gpus"][2]["error"], "GPU is lost");
+    EXPECT_TRUE(doc["gpus"][2]["memory_total_mib"].is_null());
+    EXPECT_FALSE(doc["gpus"][2]["processes_known"].get<bool>());
+}
+
+TEST(StatusTableTest, ShowsFiguresProcessesClaimsAndErrors) {
+    gpu::ClaimMap claims;
+    claims["GPU-aaaa"] = gpu::ClaimHolder{4242, std::nullopt, "alice", "train", 1000};
+    auto table = status_table(machine(), claims, 1000 + 2 * 3600 + 13 * 60);
+    EXPECT_NE(table.find("NVIDIA driver 550.54.15, 3 GPUs"), std::string::npos) << table;
+    EXPECT_NE(table.find("20 GiB / 80 GiB"), std::string::npos) << table;
+    EXPECT_NE(table.find("87%"), std::string::npos);
+    EXPECT_NE(table.find("71°C"), std::string::npos);
+    EXPECT_NE(table.find("312/400 W"), std::string::npos);
+    EXPECT_NE(table.find("claimed by alice (pid 4242) for 2h13m"), std::string::npos) << table;
+    EXPECT_NE(table.find("python train.py"), std::string::npos);
+    EXPECT_NE(table.find("error: GPU is lost"), std::string::npos);
+    EXPECT_NE(table.find("n/a"), std::string::npos); // the T4's unknown utilisation
+}
+
+TEST(DecisionReportTest, JsonAndTextCarryEveryVerdict) {
+    selection::Decision d;
+    d.outcome = selection::Decision::Outcome::chosen;
+    d.chosen = {1};
+    d.summary = "chose GPU 1";
+    d.verdicts = {
+        {0, {{"util 87% > 10%", false}}, false, false},
+        {1, {}, false, true},
+        {2, {{"GPU is lost", true}}, false, false},
+    };
+    auto doc = decision_json(machine(), d);
+    EXPECT_EQ(doc["outcome"], "chosen");
+    EXPECT_EQ(doc["chosen"], nlohmann::json::array({1}));
+    EXPECT_EQ(doc["gpus"][0]["reasons"][0]["reason"], "util 87% > 10%");
+    EXPECT_FALSE(doc["gpus"][0]["eligible"].get<bool>());
+    EXPECT_TRUE(doc["gpus"][1]["chosen"].get<bool>());
+    EXPECT_TRUE(doc["gpus"][2]["reasons"][0]["permanent"].get<bool>());
+    auto text = decision_text(machine(), d);
+    EXPECT_NE(text.find("rejected: util 87% > 10%"), std::string::npos) << text;
+    EXPECT_NE(text.find("chosen"), std::string::npos);
+    EXPECT_NE(text.find("chose GPU 1"), std::string::npos);
+    EXPECT_STREQ(outcome_name(selection::Decision::Outcome::impossible), "impossible");
+}
+
+} // namespace
+} // namespace withgpu::report
