@@ -11,8 +11,12 @@ std::vector<std::string> job_environment(const std::vector<std::string>& parent,
     std::string indices;
     std::string uuids;
     for (const auto& g : gpus) {
-        indices += (indices.empty() ? "" : ",") + std::to_string(g.index);
-        uuids += (uuids.empty() ? "" : ",") + g.uuid;
+        if (!indices.empty()) {
+            indices += ',';
+            uuids += ',';
+        }
+        indices += std::to_string(g.index);
+        uuids += g.uuid;
     }
     const std::array<std::pair<std::string_view, std::string>, 3> ours{{
         {"CUDA_VISIBLE_DEVICES", indices},
