@@ -5,6 +5,7 @@
 #include "cli/options.hpp"
 #include "gpu/claim.hpp"
 #include "gpu/snapshot.hpp"
+#include "queue/ticket.hpp"
 #include "util/error.hpp"
 
 #include <string>
@@ -18,10 +19,14 @@ struct ProcessEnvironment {
     [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
 };
 
-// The claims as --status and --dry-run see them: read under the shared decision lock and
+// Claims and waiting jobs as --status sees them: read under the shared decision lock and
 // without creating the lock directory (no directory means nothing was ever claimed).
-[[nodiscard]] Result<gpu::ClaimMap> current_claims(const std::string& lock_dir,
-                                                   const gpu::MachineSnapshot& machine);
+struct LockView {
+    gpu::ClaimMap claims;
+    std::vector<queue::Ticket> queue;
+};
+[[nodiscard]] Result<LockView> current_view(const std::string& lock_dir,
+                                            const gpu::MachineSnapshot& machine);
 
 // --status [--json]
 [[nodiscard]] Result<int> status_command(const cli::Options& options,

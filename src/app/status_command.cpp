@@ -1,4 +1,5 @@
 // --status: every GPU with its figures, processes and claim holder.
+#include "app/acquire.hpp"
 #include "app/commands.hpp"
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
@@ -12,10 +13,9 @@
 
 namespace withgpu::app {
 
-Result<gpu::ClaimMap> current_claims(const std::string& lock_dir,
-                                     const gpu::MachineSnapshot& machine) {
+Result<LockView> current_view(const std::string& lock_dir, const gpu::MachineSnapshot& machine) {
     if (!std::filesystem::exists(lock_dir)) {
-        return gpu::ClaimMap{};
+        return LockView{};
     }
     auto dir = lock::LockDir::open(lock_dir, false);
     if (!dir) {
@@ -25,7 +25,15 @@ Result<gpu::ClaimMap> current_claims(const std::string& lock_dir,
     if (!decision_lock) {
         return tl::unexpected(decision_lock.error());
     }
-    return lock::read_claims(*dir, machine.uuids());
+    auto claims = lock::read_claims(*dir, machine.uuids());
+    if (!claims) {
+        return tl::unexpected(claims.error());
+    }
+    auto queue = read_tickets(*dir);
+    if (!queue) {
+        return tl::unexpected(queue.error());
+    }
+    return LockView{std::move(*claims), std::move(*queue)};
 }
 
 Result<int> status_command(const cli::Options& options, const ProcessEnvironment& /*env*/) {
@@ -38,18 +46,18 @@ Result<int> status_command(const cli::Options& options, const ProcessEnvironment
         return tl::unexpected(machine.error());
     }
 
-    auto claims = current_claims(options.lock_dir, *machine);
-    if (!claims) {
-        return tl::unexpected(claims.error());
+    auto view = current_view(options.lock_dir, *machine);
+    if (!view) {
+        return tl::unexpected(view.error());
     }
 
     if (options.json) {
-        fmt::print("{}\n", report::status_json(*machine, *claims).dump(2));
+        fmt::print("{}\n", report::status_json(*machine, view->claims, view->queue).dump(2));
     } else {
         const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-        fmt::print("{}", report::status_table(*machine, *claims, now));
+        fmt::print("{}", report::status_table(*machine, view->claims, view->queue, now));
     }
     return exit_ok;
 }

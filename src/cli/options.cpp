@@ -31,6 +31,8 @@ constexpr std::string_view k_examples = R"(Examples:
     with-gpu --min-gpus 2 --max-gpus 4 torchrun train.py
   Pass options to the command after --:
     with-gpu -- python -m pip list
+  Wait in line until two GPUs are free, for at most 2 hours:
+    with-gpu --wait --timeout 2h -n 2 python train.py
   See who uses which GPU, or why a request would not be met:
     with-gpu --status
     with-gpu --dry-run -n 2 --min-memory 40G
@@ -39,8 +41,9 @@ The command gets CUDA_VISIBLE_DEVICES (NVML indices), CUDA_DEVICE_ORDER=PCI_BUS_
 WITH_GPU_UUIDS. An inherited CUDA_VISIBLE_DEVICES limits the candidates.
 
 Exit status: the command's own (death by signal S is passed on); 2 usage error; 75 no
-suitable GPU is free now; 125 with-gpu failed (no NVIDIA driver, unsafe lock directory, a
-request that can never be met); 126 command not executable; 127 command not found.
+suitable GPU is free now; 124 --timeout expired; 125 with-gpu failed (no NVIDIA driver,
+unsafe lock directory, a request that can never be met); 126 command not executable;
+127 command not found.
 
 Environment: WITH_GPU_LOCK_DIR (default /tmp/with-gpu), WITH_GPU_NVML_LIBRARY.)";
 
@@ -62,6 +65,9 @@ struct RawValues {
     std::optional<std::string> max_power;
     std::optional<std::string> lock_dir;
     std::optional<std::string> nvml_library;
+    std::optional<std::string> timeout;
+    std::optional<std::string> poll;
+    bool wait = false;
     bool strict = false;
     bool require_idle = false;
     bool status = false;
@@ -258,6 +264,23 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     app.add_flag("--require-idle", raw.require_idle, "No compute or graphics process at all")
         ->group(selection_group);
 
+    const std::string wait_group = "Waiting";
+    app.add_flag("--wait",
+                 raw.wait,
+                 "If nothing suitable is free, wait in a fair first-come-first-served queue")
+        ->group(wait_group);
+    app.add_option("--timeout",
+                   raw.timeout,
+                   "Wait at most DURATION (90, 30s, 5m, 2h), then exit 124; implies --wait")
+        ->type_name("DURATION")
+        ->group(wait_group);
+    app.add_option("--poll",
+                   raw.poll,
+                   "While waiting, re-read GPU figures this often to notice GPUs freed by "
+                   "programs outside with-gpu (default 2s)")
+        ->type_name("DURATION")
+        ->group(wait_group);
+
     const std::string view_group = "Looking instead of running";
     app.add_flag("--status", raw.status, "Show every GPU, its processes and its claim holder")
         ->group(view_group);
@@ -330,6 +353,30 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
                         "no command given",
                         "usage: with-gpu [OPTIONS] [--] COMMAND [ARGS...]; see with-gpu --help");
         }
+    }
+    if (raw.timeout) {
+        auto timeout = units::parse_duration(*raw.timeout);
+        if (!timeout) {
+            auto error = timeout.error();
+            error.message = "--timeout: " + error.message;
+            return tl::unexpected(error);
+        }
+        options.timeout = *timeout;
+    }
+    if (raw.poll) {
+        auto poll = units::parse_duration(*raw.poll);
+        if (!poll || poll->count() < 10) {
+            return fail(ErrorKind::usage,
+                        fmt::format("--poll: invalid interval \"{}\"", *raw.poll),
+                        "e.g. --poll 500ms, --poll 5s (at least 10ms)");
+        }
+        options.poll = *poll;
+    }
+    options.wait = raw.wait || raw.timeout.has_value();
+    if (options.wait && options.mode != Options::Mode::run) {
+        return fail(ErrorKind::usage,
+                    "--wait and --timeout are for running a command",
+                    "--dry-run and --status show the situation now");
     }
     options.json = raw.json;
     options.quiet = raw.quiet;

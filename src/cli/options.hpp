@@ -6,6 +6,7 @@
 #include "selection/select.hpp"
 #include "util/error.hpp"
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +25,10 @@ struct Options {
     bool json = false;
     bool quiet = false;   // -q: no notes on stderr
     bool verbose = false; // -v: say which GPUs were chosen and why others were not
+
+    bool wait = false;                                // --wait (implied by --timeout)
+    std::optional<std::chrono::milliseconds> timeout; // --timeout
+    std::chrono::milliseconds poll{2000};             // --poll: NVML re-read while waiting
 
     selection::Request request; // without `visible`: app/ fills it from CUDA_VISIBLE_DEVICES
 

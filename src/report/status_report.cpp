@@ -94,6 +94,47 @@ std::string claim_cell(const gpu::ClaimMap& claims, const std::string& uuid, std
     return text;
 }
 
+std::string queue_table(const std::vector<queue::Ticket>& queue, std::int64_t now) {
+    if (queue.empty()) {
+        return {};
+    }
+    std::string out = fmt::format("\nWaiting ({}):\n", queue.size());
+    unsigned position = 0;
+    for (const auto& t : queue) {
+        const std::string gpus =
+            t.request.max_gpus > t.request.min_gpus
+                ? fmt::format("{}-{} GPUs", t.request.min_gpus, t.request.max_gpus)
+                : fmt::format("{} GPU{}", t.request.min_gpus, t.request.min_gpus == 1 ? "" : "s");
+        out += fmt::format("  {:>3}. {:<10} pid {:<8} {:<10} for {:<8} {}\n",
+                           ++position,
+                           t.user.empty() ? "?" : t.user,
+                           t.pid,
+                           gpus,
+                           units::format_duration(
+                               std::chrono::seconds(std::max<std::int64_t>(0, now - t.since_unix))),
+                           t.command);
+    }
+    return out;
+}
+
+nlohmann::json queue_json(const std::vector<queue::Ticket>& queue) {
+    nlohmann::json waiting = nlohmann::json::array();
+    unsigned position = 0;
+    for (const auto& t : queue) {
+        waiting.push_back({
+            {"position", ++position},
+            {"pid", t.pid},
+            {"user", t.user},
+            {"command", t.command},
+            {"gpus_needed", t.request.min_gpus},
+            {"gpus_wanted", t.request.max_gpus},
+            {"since", format_utc(t.since_unix)},
+            {"since_unix", t.since_unix},
+        });
+    }
+    return waiting;
+}
+
 } // namespace
 
 std::string format_utc(std::int64_t unix_seconds) {
@@ -109,7 +150,9 @@ std::string format_utc(std::int64_t unix_seconds) {
                        tm.tm_sec);
 }
 
-nlohmann::json status_json(const gpu::MachineSnapshot& machine, const gpu::ClaimMap& claims) {
+nlohmann::json status_json(const gpu::MachineSnapshot& machine,
+                           const gpu::ClaimMap& claims,
+                           const std::vector<queue::Ticket>& queue) {
     nlohmann::json gpus = nlohmann::json::array();
     for (const auto& g : machine.gpus) {
         nlohmann::json processes = nlohmann::json::array();
@@ -147,12 +190,13 @@ nlohmann::json status_json(const gpu::MachineSnapshot& machine, const gpu::Claim
          machine.driver_version.empty() ? nlohmann::json(nullptr)
                                         : nlohmann::json(machine.driver_version)},
         {"gpus", std::move(gpus)},
-        {"queue", nlohmann::json::array()},
+        {"queue", queue_json(queue)},
     };
 }
 
 std::string status_table(const gpu::MachineSnapshot& machine,
                          const gpu::ClaimMap& claims,
+                         const std::vector<queue::Ticket>& queue,
                          std::int64_t now_unix) {
     std::string out = fmt::format("NVIDIA driver {}, {} GPU{}\n",
                                   machine.driver_version.empty() ? "?" : machine.driver_version,
@@ -203,6 +247,7 @@ std::string status_table(const gpu::MachineSnapshot& machine,
                                p.command.value_or("?"));
         }
     }
+    out += queue_table(queue, now_unix);
     return out;
 }
 

@@ -4,11 +4,13 @@
 
 #include "gpu/claim.hpp"
 #include "gpu/snapshot.hpp"
+#include "queue/ticket.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace withgpu::report {
 
@@ -16,11 +18,13 @@ namespace withgpu::report {
 inline constexpr int json_format_version = 1;
 
 [[nodiscard]] nlohmann::json status_json(const gpu::MachineSnapshot& machine,
-                                         const gpu::ClaimMap& claims);
+                                         const gpu::ClaimMap& claims,
+                                         const std::vector<queue::Ticket>& queue);
 
-// A plain-text table: one line per GPU, one indented line per process.
+// A plain-text table: one line per GPU, one indented line per process, then the queue.
 [[nodiscard]] std::string status_table(const gpu::MachineSnapshot& machine,
                                        const gpu::ClaimMap& claims,
+                                       const std::vector<queue::Ticket>& queue,
                                        std::int64_t now_unix);
 
 // "2026-11-22T10:03:00Z"

@@ -121,6 +121,7 @@ void check_identity(const gpu::GpuSnapshot& gpu,
 void check_metrics(const gpu::GpuSnapshot& gpu,
                    const Request& request,
                    const gpu::ClaimMap& claims,
+                   const ReservedMap& reserved,
                    std::int64_t now_unix,
                    std::vector<Rejection>& rejections) {
     bool total_too_small = false;
@@ -135,6 +136,9 @@ void check_metrics(const gpu::GpuSnapshot& gpu,
     if (!gpu.uuid.empty()) {
         if (const auto claim = claims.find(gpu.uuid); claim != claims.end()) {
             rejections.push_back({claim_reason(claim->second, now_unix), false});
+        }
+        if (const auto wanted = reserved.find(gpu.uuid); wanted != reserved.end()) {
+            rejections.push_back({wanted->second, false});
         }
     }
 
@@ -252,7 +256,8 @@ Result<void> validate(const Request& request) {
 Decision select(const gpu::MachineSnapshot& machine,
                 const Request& request,
                 const gpu::ClaimMap& claims,
-                std::int64_t now_unix) {
+                std::int64_t now_unix,
+                const ReservedMap& reserved) {
     Decision decision;
     decision.verdicts.reserve(machine.gpus.size());
 
@@ -270,7 +275,7 @@ Decision select(const gpu::MachineSnapshot& machine,
         check_identity(gpu, request, verdict.rejections);
         // A GPU that could not be read has no metrics worth judging.
         if (!gpu.error) {
-            check_metrics(gpu, request, claims, now_unix, verdict.rejections);
+            check_metrics(gpu, request, claims, reserved, now_unix, verdict.rejections);
         }
 
         const bool permanent = std::any_of(verdict.rejections.begin(),

@@ -7,6 +7,7 @@
 #include "selection/gpu_ref.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ struct Decision {
     std::string summary; // one line, e.g. "need 2 GPUs, 1 eligible" or "chose GPU 3, GPU 1"
 };
 
+// GPUs held back for earlier waiters in the queue: UUID -> why ("wanted by alice's job, 1st
+// in queue"). A reserved GPU is rejected like a claimed one (not permanently).
+using ReservedMap = std::map<std::string, std::string>;
+
 // Validates the request's own consistency (max >= min >= 1 ...). ErrorKind::usage.
 [[nodiscard]] Result<void> validate(const Request& request);
 
@@ -68,7 +73,8 @@ struct Decision {
 [[nodiscard]] Decision select(const gpu::MachineSnapshot& machine,
                               const Request& request,
                               const gpu::ClaimMap& claims,
-                              std::int64_t now_unix);
+                              std::int64_t now_unix,
+                              const ReservedMap& reserved = {});
 
 // "GPU 2: 3.1 GiB free < 20 GiB; util 87% > 10%" for one verdict with rejections.
 [[nodiscard]] std::string describe(const GpuVerdict& verdict);

@@ -46,6 +46,30 @@ def busy(pid, mib):
     return {"pid": pid, "used_memory_mib": mib, "type": "compute"}
 
 
+def check_no_overlap(testcase, records):
+    """records: (uuids, start_ns, end_ns, pid). Fails if two intervals on one GPU overlap."""
+    by_gpu = {}
+    for uuids, start, end, pid in records:
+        testcase.assertLess(start, end)
+        for uuid in uuids:
+            by_gpu.setdefault(uuid, []).append((start, end, pid))
+    for uuid, intervals in by_gpu.items():
+        intervals.sort()
+        for (s1, e1, p1), (s2, e2, p2) in zip(intervals, intervals[1:]):
+            testcase.assertLessEqual(e1, s2, f"jobs {p1} and {p2} shared {uuid}")
+    return by_gpu
+
+
+def read_job_log(path):
+    """The job_recorder log: list of dicts with uuids, start, end, pid, label."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [line.split() for line in f if line.strip()]
+    return [{"uuids": u.split(","), "start": int(s), "end": int(e), "pid": int(p), "label": l}
+            for u, s, e, p, l in rows]
+
+
 class Case(unittest.TestCase):
     """A test with its own temporary directory, machine file and lock directory."""
 
@@ -135,3 +159,14 @@ class Case(unittest.TestCase):
 
     def claim_of(self, index):
         return self.status()["gpus"][index]["claim"]
+
+    def queue(self):
+        return self.status()["queue"]
+
+    def wait_for_queue_length(self, n):
+        return self.wait_until(lambda: len(self.queue()) == n, what=f"{n} waiters in the queue")
+
+    def tickets_on_disk(self):
+        if not os.path.isdir(self.lock_dir):
+            return []
+        return sorted(n for n in os.listdir(self.lock_dir) if n.startswith("queue-"))

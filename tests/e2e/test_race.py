@@ -8,24 +8,10 @@ import threading
 import time
 import unittest
 
-from harness import JOB_RECORDER, Case, gpu, uuid_of
+from harness import JOB_RECORDER, Case, check_no_overlap, gpu, uuid_of
 
 LAUNCHES = 32
 GPUS = 4
-
-
-def check_no_overlap(testcase, records):
-    """records: (uuids, start_ns, end_ns, pid). Fails if two intervals on one GPU overlap."""
-    by_gpu = {}
-    for uuids, start, end, pid in records:
-        testcase.assertLess(start, end)
-        for uuid in uuids:
-            by_gpu.setdefault(uuid, []).append((start, end, pid))
-    for uuid, intervals in by_gpu.items():
-        intervals.sort()
-        for (s1, e1, p1), (s2, e2, p2) in zip(intervals, intervals[1:]):
-            testcase.assertLessEqual(e1, s2, f"jobs {p1} and {p2} shared {uuid}")
-    return by_gpu
 
 
 class RaceTest(Case):
@@ -49,7 +35,7 @@ class RaceTest(Case):
     def read_records(self):
         with open(self.log) as f:
             lines = [line.split() for line in f]
-        return [(uuids.split(","), int(s), int(e), int(p)) for uuids, s, e, p in lines]
+        return [(uuids.split(","), int(s), int(e), int(p)) for uuids, s, e, p, _ in lines]
 
     def run_storm(self, requests):
         from harness import BIN

@@ -53,7 +53,7 @@ gpu::MachineSnapshot machine() {
 TEST(StatusJsonTest, FieldsUnitsAndNulls) {
     gpu::ClaimMap claims;
     claims["GPU-aaaa"] = gpu::ClaimHolder{4242, 4241, "alice", "python train.py", 1700000000};
-    auto doc = status_json(machine(), claims);
+    auto doc = status_json(machine(), claims, {});
     EXPECT_EQ(doc["version"], 1);
     EXPECT_EQ(doc["driver_version"], "550.54.15");
     EXPECT_TRUE(doc["queue"].is_array());
@@ -79,7 +79,7 @@ TEST(StatusJsonTest, FieldsUnitsAndNulls) {
 TEST(StatusTableTest, ShowsFiguresProcessesClaimsAndErrors) {
     gpu::ClaimMap claims;
     claims["GPU-aaaa"] = gpu::ClaimHolder{4242, std::nullopt, "alice", "train", 1000};
-    auto table = status_table(machine(), claims, 1000 + 2 * 3600 + 13 * 60);
+    auto table = status_table(machine(), claims, {}, 1000 + 2 * 3600 + 13 * 60);
     EXPECT_NE(table.find("NVIDIA driver 550.54.15, 3 GPUs"), std::string::npos) << table;
     EXPECT_NE(table.find("20 GiB / 80 GiB"), std::string::npos) << table;
     EXPECT_NE(table.find("87%"), std::string::npos);

@@ -1,0 +1,290 @@
+#include "app/acquire.hpp"
+
+#include "app/wait_signals.hpp"
+#include "lock/queue_files.hpp"
+#include "procfs/process_info.hpp"
+#include "report/decision_report.hpp"
+#include "report/waiting_report.hpp"
+#include "util/units.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace withgpu::app {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t now_unix() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// "350ms", "4.2s", "2m05s": waits are often short, and "0s" would say nothing.
+std::string format_wait(std::chrono::nanoseconds waited) {
+    using namespace std::chrono;
+    if (waited < seconds(1)) {
+        return fmt::format("{}ms", duration_cast<milliseconds>(waited).count());
+    }
+    if (waited < seconds(10)) {
+        return fmt::format("{:.1f}s", duration<double>(waited).count());
+    }
+    return units::format_duration(duration_cast<seconds>(waited));
+}
+
+std::string join(const std::vector<std::string>& words) {
+    std::string text;
+    for (const auto& w : words) {
+        if (!text.empty()) {
+            text += ' ';
+        }
+        text += w;
+    }
+    return text;
+}
+
+Error no_choice_error(const selection::Decision& decision) {
+    if (decision.outcome == selection::Decision::Outcome::impossible) {
+        return Error{ErrorKind::environment,
+                     fmt::format("this request can never be met on this machine: {}\n{}",
+                                 decision.summary,
+                                 report::rejection_lines(decision)),
+                     "relax the request (see with-gpu --dry-run for every GPU's reasons)"};
+    }
+    return Error{ErrorKind::no_gpu_now,
+                 fmt::format("no suitable GPU is free now: {}\n{}",
+                             decision.summary,
+                             report::rejection_lines(decision)),
+                 "add --wait to wait in line, or relax the request (with-gpu --status shows "
+                 "who uses which GPU)"};
+}
+
+// The progress display on stderr: one line redrawn in place on a terminal; on anything else,
+// a line only when the reason for waiting changes. Nothing with -q.
+class Progress {
+  public:
+    explicit Progress(bool quiet) : m_quiet(quiet), m_tty(::isatty(STDERR_FILENO) == 1) {}
+    [[nodiscard]] bool tty() const { return m_tty; }
+
+    void show(const queue::Turn& turn, unsigned needed, std::chrono::seconds waited) {
+        if (m_quiet) {
+            return;
+        }
+        if (m_tty) {
+            std::string line = "with-gpu: " + report::waiting_line(turn, needed, waited);
+            winsize ws{};
+            if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10 &&
+                line.size() >= ws.ws_col) {
+                line = line.substr(0, ws.ws_col - 2) + "~";
+            }
+            fmt::print(stderr, "\r\033[K{}", line);
+            m_drawn = true;
+        } else {
+            std::string line = report::waiting_line(turn, needed, std::chrono::seconds(-1));
+            if (line != m_last) {
+                fmt::print(stderr, "with-gpu: {}\n", line);
+                m_last = std::move(line);
+            }
+        }
+        std::fflush(stderr);
+    }
+
+    void done(const std::string& what) {
+        if (m_quiet) {
+            return;
+        }
+        if (m_drawn) {
+            fmt::print(stderr, "\r\033[K");
+        }
+        fmt::print(stderr, "with-gpu: {}\n", what);
+    }
+
+  private:
+    bool m_quiet;
+    bool m_tty;
+    bool m_drawn = false;
+    std::string m_last;
+};
+
+} // namespace
+
+Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir) {
+    auto records = lock::read_queue(dir);
+    if (!records) {
+        return tl::unexpected(records.error());
+    }
+    std::vector<queue::Ticket> tickets;
+    for (const auto& record : *records) {
+        if (auto ticket = queue::decode(record.text)) {
+            ticket->seq = record.seq; // the file name is the authority on order
+            tickets.push_back(std::move(*ticket));
+        }
+    }
+    return tickets;
+}
+
+Result<queue::Turn> look(const lock::LockDir& dir,
+                         const gpu::MachineSnapshot& machine,
+                         const selection::Request& request,
+                         std::optional<std::uint64_t> before_seq) {
+    auto tickets = read_tickets(dir);
+    if (!tickets) {
+        return tl::unexpected(tickets.error());
+    }
+    std::vector<queue::Ticket> earlier;
+    for (auto& t : *tickets) {
+        if (!before_seq || t.seq < *before_seq) {
+            earlier.push_back(std::move(t));
+        }
+    }
+    auto claims = lock::read_claims(dir, machine.uuids());
+    if (!claims) {
+        return tl::unexpected(claims.error());
+    }
+    return queue::take_turn(machine, earlier, request, *claims, now_unix());
+}
+
+Result<Acquired> acquire(const cli::Options& options,
+                         const selection::Request& request,
+                         const nvml::Nvml& nvml,
+                         gpu::MachineSnapshot machine,
+                         const lock::LockDir& dir) {
+    const auto started = Clock::now();
+    Progress progress(options.quiet);
+    std::optional<WaitSignals> signals;
+    std::optional<lock::ReleaseWatch> watch;
+    std::optional<lock::QueueTicket> ticket;
+    auto snapshot_taken = started;
+
+    for (;;) {
+        const std::optional<std::uint64_t> my_seq =
+            ticket ? std::optional<std::uint64_t>(ticket->seq()) : std::nullopt;
+
+        // Look under the shared lock (many waiters may look at once); only if it is our
+        // turn, take the exclusive lock, look again and claim.
+        queue::Turn turn;
+        {
+            auto shared = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::shared);
+            if (!shared) {
+                return tl::unexpected(shared.error());
+            }
+            auto seen = look(dir, machine, request, my_seq);
+            if (!seen) {
+                return tl::unexpected(seen.error());
+            }
+            turn = std::move(*seen);
+        }
+        if (turn.decision.outcome == selection::Decision::Outcome::chosen) {
+            auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
+            if (!exclusive) {
+                return tl::unexpected(exclusive.error());
+            }
+            auto seen = look(dir, machine, request, my_seq);
+            if (!seen) {
+                return tl::unexpected(seen.error());
+            }
+            turn = std::move(*seen);
+            if (turn.decision.outcome == selection::Decision::Outcome::chosen) {
+                std::vector<std::string> uuids;
+                for (unsigned index : turn.decision.chosen) {
+                    uuids.push_back(machine.find(index)->uuid);
+                }
+                auto claim = lock::Claim::try_acquire(dir, uuids);
+                if (!claim) {
+                    return tl::unexpected(claim.error());
+                }
+                if (*claim) {
+                    if (signals) {
+                        signals->disarm_ticket();
+                    }
+                    if (ticket) {
+                        ticket->leave(); // under the exclusive lock: the next waiter sees us gone
+                        progress.done(fmt::format("{} after waiting {}",
+                                                  turn.decision.summary,
+                                                  format_wait(Clock::now() - started)));
+                    }
+                    return Acquired{
+                        std::move(**claim), std::move(machine), std::move(turn.decision)};
+                }
+                // Claimed by something outside the protocol between look and claim: look again.
+            }
+        }
+        if (turn.decision.outcome == selection::Decision::Outcome::impossible) {
+            return tl::unexpected(no_choice_error(turn.decision));
+        }
+        if (!options.wait) {
+            return tl::unexpected(no_choice_error(turn.decision));
+        }
+
+        if (!ticket) {
+            std::optional<Clock::time_point> deadline;
+            if (options.timeout) {
+                deadline = started + *options.timeout;
+            }
+            signals.emplace(
+                deadline,
+                fmt::format("with-gpu: gave up waiting after --timeout {}\n",
+                            format_wait(options.timeout.value_or(std::chrono::milliseconds(0)))),
+                progress.tty() && !options.quiet);
+            watch.emplace(lock::ReleaseWatch::open(dir));
+            auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
+            if (!exclusive) {
+                return tl::unexpected(exclusive.error());
+            }
+            queue::Ticket mine;
+            mine.pid = static_cast<int>(::getpid());
+            mine.user = procfs::user_name(::getuid());
+            mine.command = join(options.command);
+            mine.since_unix = now_unix();
+            mine.request = request;
+            auto entered = lock::QueueTicket::enter(dir, [&](std::uint64_t seq) {
+                mine.seq = seq;
+                return queue::encode(mine);
+            });
+            if (!entered) {
+                return tl::unexpected(entered.error());
+            }
+            ticket = std::move(*entered);
+            signals->arm_ticket(dir.fd(), ticket->file_name());
+            continue; // look again, now with our place in line
+        }
+
+        const auto waited =
+            std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started);
+        progress.show(turn, request.min_gpus, waited);
+        signals->rearm_timer();
+
+        bool refresh = false;
+        if (turn.wait_behind) {
+            // Nothing can change for us until that waiter leaves: sleep on its ticket's lock.
+            auto left = lock::wait_for_ticket(dir, *turn.wait_behind);
+            if (!left) {
+                return tl::unexpected(left.error());
+            }
+            refresh = *left && Clock::now() - snapshot_taken >= options.poll;
+        } else {
+            const auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(
+                options.poll - (Clock::now() - snapshot_taken));
+            const bool event = watch->wait(std::max(until_poll, std::chrono::milliseconds(0)));
+            // A claim that ends frees memory too; a poll period reveals programs outside
+            // with-gpu that came or went.
+            refresh = event || Clock::now() - snapshot_taken >= options.poll;
+        }
+        (void)signals->take_redraw();
+        if (refresh) {
+            auto fresh = nvml.snapshot();
+            if (!fresh) {
+                return tl::unexpected(fresh.error());
+            }
+            machine = std::move(*fresh);
+            snapshot_taken = Clock::now();
+        }
+    }
+}
+
+} // namespace withgpu::app

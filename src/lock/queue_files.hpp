@@ -1,0 +1,87 @@
+// The queue on disk: one ticket file per waiting with-gpu process in the lock
+// directory, "queue-<seq>.ticket", held with flock(LOCK_EX) by its waiter for as
+// long as it waits. A dead waiter's ticket is therefore unlocked, recognised as
+// dead, and removed by the next reader: it never blocks the queue. What a ticket
+// says is queue/'s business; this module only stores and finds the text.
+#pragma once
+
+#include "lock/lock_dir.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace withgpu::lock {
+
+struct TicketRecord {
+    std::uint64_t seq = 0;
+    std::string text;
+};
+
+// Our place in the queue. Move-only; leaves the queue on destruction.
+class QueueTicket {
+  public:
+    // Writes the next ticket (seq = 1 + the largest present) with the text `text_for(seq)` and
+    // locks it. Call with the DecisionLock held exclusively, so that no reader ever sees a
+    // ticket that exists but is not yet locked.
+    [[nodiscard]] static Result<QueueTicket>
+    enter(const LockDir& dir, const std::function<std::string(std::uint64_t)>& text_for);
+
+    QueueTicket(QueueTicket&& other) noexcept;
+    QueueTicket& operator=(QueueTicket&& other) noexcept;
+    QueueTicket(const QueueTicket&) = delete;
+    QueueTicket& operator=(const QueueTicket&) = delete;
+    ~QueueTicket() { leave(); }
+
+    [[nodiscard]] std::uint64_t seq() const noexcept { return m_seq; }
+    [[nodiscard]] const std::string& file_name() const noexcept { return m_name; }
+
+    // Unlinks the file, then closes it: a reader either finds no file or a locked one.
+    // Idempotent.
+    void leave() noexcept;
+
+  private:
+    QueueTicket(int dir_fd, std::uint64_t seq, std::string name, Fd fd)
+        : m_dir_fd(dir_fd), m_seq(seq), m_name(std::move(name)), m_fd(std::move(fd)) {}
+    int m_dir_fd = -1; // borrowed from the LockDir, which outlives the ticket
+    std::uint64_t m_seq = 0;
+    std::string m_name;
+    Fd m_fd;
+};
+
+// The live tickets in arrival order. Removes the files of dead waiters on the way. Call
+// with a DecisionLock held (shared is enough).
+[[nodiscard]] Result<std::vector<TicketRecord>> read_queue(const LockDir& dir);
+
+// Blocks until the waiter holding ticket `seq` has left the queue (a ticket already gone
+// has left). Returns false if a signal interrupted the wait first.
+[[nodiscard]] Result<bool> wait_for_ticket(const LockDir& dir, std::uint64_t seq);
+
+// "queue-00000000000000000042.ticket"
+[[nodiscard]] std::string ticket_file_name(std::uint64_t seq);
+
+// Wakes a waiter when something happens in the lock directory that may free a GPU for it:
+// a claim ends (the last descriptor of a gpu-*.lock file opened for writing is closed,
+// which the kernel does for a killed job too) or a ticket leaves. Uses inotify; where that
+// is unavailable (e.g. the per-user limit of inotify instances is reached) it falls back
+// to waking every 200 ms, so waiting still works, only less promptly and less cheaply.
+class ReleaseWatch {
+  public:
+    [[nodiscard]] static ReleaseWatch open(const LockDir& dir);
+
+    // Returns true when such an event happened (or, degraded, when the fallback interval
+    // passed), false when `timeout` passed or a signal interrupted the wait.
+    [[nodiscard]] bool wait(std::chrono::milliseconds timeout);
+
+    [[nodiscard]] bool degraded() const noexcept { return !m_fd.valid(); }
+
+  private:
+    explicit ReleaseWatch(Fd fd) : m_fd(std::move(fd)) {}
+    Fd m_fd;
+};
+
+} // namespace withgpu::lock

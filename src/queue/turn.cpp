@@ -1,0 +1,87 @@
+#include "queue/turn.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace withgpu::queue {
+
+std::set<std::string> usable_gpus(const gpu::MachineSnapshot& machine,
+                                  const selection::Request& request) {
+    // Claims and time play no part in what is permanent.
+    const selection::Decision decision = selection::select(machine, request, {}, 0);
+    std::set<std::string> usable;
+    for (const auto& verdict : decision.verdicts) {
+        const bool permanent =
+            std::any_of(verdict.rejections.begin(),
+                        verdict.rejections.end(),
+                        [](const selection::Rejection& r) { return r.permanent; });
+        const gpu::GpuSnapshot* g = machine.find(verdict.index);
+        if (!permanent && g != nullptr && !g->uuid.empty()) {
+            usable.insert(g->uuid);
+        }
+    }
+    return usable;
+}
+
+std::string ordinal(unsigned n) {
+    const unsigned last_two = n % 100;
+    const char* suffix = "th";
+    if (last_two < 11 || last_two > 13) {
+        switch (n % 10) {
+        case 1:
+            suffix = "st";
+            break;
+        case 2:
+            suffix = "nd";
+            break;
+        case 3:
+            suffix = "rd";
+            break;
+        default:
+            break;
+        }
+    }
+    return fmt::format("{}{}", n, suffix);
+}
+
+Turn take_turn(const gpu::MachineSnapshot& machine,
+               const std::vector<Ticket>& earlier,
+               const selection::Request& mine,
+               const gpu::ClaimMap& claims,
+               std::int64_t now_unix) {
+    const std::set<std::string> my_gpus = usable_gpus(machine, mine);
+
+    selection::ReservedMap reserved;
+    std::optional<std::uint64_t> latest_conflict;
+    for (std::size_t i = 0; i < earlier.size(); ++i) {
+        const Ticket& ticket = earlier[i];
+        bool conflicts = false;
+        for (const auto& uuid : usable_gpus(machine, ticket.request)) {
+            // The earliest waiter that wants a GPU is the one named in the reason.
+            reserved.emplace(uuid,
+                             fmt::format("wanted by {} waiting before us ({} in queue, pid {})",
+                                         ticket.user.empty() ? "a job" : ticket.user,
+                                         ordinal(static_cast<unsigned>(i + 1)),
+                                         ticket.pid));
+            conflicts = conflicts || my_gpus.count(uuid) > 0;
+        }
+        if (conflicts) {
+            latest_conflict = ticket.seq;
+        }
+    }
+
+    Turn turn;
+    turn.position = static_cast<unsigned>(earlier.size() + 1);
+    turn.decision = selection::select(machine, mine, claims, now_unix, reserved);
+    const bool some_gpu_is_ours =
+        std::any_of(my_gpus.begin(), my_gpus.end(), [&](const std::string& uuid) {
+            return reserved.count(uuid) == 0;
+        });
+    if (!some_gpu_is_ours) {
+        turn.wait_behind = latest_conflict;
+    }
+    return turn;
+}
+
+} // namespace withgpu::queue

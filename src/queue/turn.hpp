@@ -1,0 +1,48 @@
+// Whose turn it is: the fairness rule of the queue, as pure code over a
+// snapshot, the live tickets and the claims (docs/design/queue.md).
+//
+// Rule: a waiter may use only GPUs that no earlier waiter could ever use.
+// Earlier waiters "could ever use" a GPU when nothing permanent rules it out for
+// their request (model, exclusions, total memory, visibility). So a waiter for
+// 4 GPUs is never starved by a stream of 1-GPU jobs that want the same GPUs, while
+// jobs that want different GPUs (another model, an explicit --gpu list) go ahead.
+#pragma once
+
+#include "gpu/claim.hpp"
+#include "gpu/snapshot.hpp"
+#include "queue/ticket.hpp"
+#include "selection/select.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace withgpu::queue {
+
+// UUIDs of the GPUs `request` could ever use on `machine`.
+[[nodiscard]] std::set<std::string> usable_gpus(const gpu::MachineSnapshot& machine,
+                                                const selection::Request& request);
+
+struct Turn {
+    selection::Decision decision; // GPUs wanted by earlier waiters rejected as reserved
+    unsigned position = 1;        // 1 = first in line, counting live waiters before us
+    // When every GPU this request could use is wanted by an earlier waiter, nothing can
+    // change for us until one of those waiters leaves: this is the latest such waiter's
+    // seq, to wait for. nullopt: some usable GPU is ours to watch.
+    std::optional<std::uint64_t> wait_behind;
+};
+
+// `earlier`: the live tickets that arrived before us, in seq order (all of them for a
+// newcomer). `claims`: current claims. `now_unix`: for reason texts only.
+[[nodiscard]] Turn take_turn(const gpu::MachineSnapshot& machine,
+                             const std::vector<Ticket>& earlier,
+                             const selection::Request& mine,
+                             const gpu::ClaimMap& claims,
+                             std::int64_t now_unix);
+
+// "1st", "2nd", "3rd", "11th", ...
+[[nodiscard]] std::string ordinal(unsigned n);
+
+} // namespace withgpu::queue

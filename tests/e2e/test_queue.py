@@ -1,0 +1,219 @@
+"""Waiting: first come, first served; dead waiters never block; timeouts and signals
+leave nothing behind."""
+
+import os
+import pty
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import (BIN, JOB_RECORDER, Case, busy, check_no_overlap, gpu, read_job_log,
+                     uuid_of, GIB)
+
+
+class QueueCase(Case):
+    def setUp(self):
+        super().setUp()
+        self.log = os.path.join(self.tmp, "jobs.log")
+
+    def hold(self, *args):
+        """A job that keeps its GPUs until its pid is killed; returns (supervisor, job pid)."""
+        sup = self.popen_wg(*args, "sh", "-c", "echo $$; exec sleep 300")
+        return sup, int(sup.stdout.readline())
+
+    def waiter(self, label, *args, hold_ms=30):
+        """Starts a --wait launch and returns once its ticket is in the queue."""
+        before = len(self.queue())
+        child = self.popen_wg("--wait", *args, JOB_RECORDER, self.log, str(hold_ms), label)
+        self.wait_for_queue_length(before + 1)
+        return child
+
+    def finish(self, children):
+        for child in children:
+            self.assertEqual(child.wait(timeout=60), 0, child.stderr.read())
+
+    def start_order(self):
+        return [r["label"] for r in sorted(read_job_log(self.log), key=lambda r: r["start"])]
+
+
+class FifoTest(QueueCase):
+    def test_single_gpu_waiters_are_served_in_arrival_order(self):
+        self.machine([gpu(0)])
+        _, job = self.hold()
+        labels = [f"w{i}" for i in range(6)]
+        waiters = [self.waiter(label) for label in labels]
+        self.assertEqual([q["position"] for q in self.queue()], [1, 2, 3, 4, 5, 6])
+        os.kill(job, signal.SIGKILL)
+        self.finish(waiters)
+        self.assertEqual(self.start_order(), labels)  # zero inversions
+        check_no_overlap(self, [(r["uuids"], r["start"], r["end"], r["pid"])
+                                for r in read_job_log(self.log)])
+        self.assertEqual(self.queue(), [])
+        self.assertEqual(self.tickets_on_disk(), [])
+
+    def test_multi_gpu_waiters_are_served_in_arrival_order(self):
+        self.machine([gpu(0), gpu(1)])
+        _, job = self.hold("-n", "2")
+        plan = [("a", "2"), ("b", "1"), ("c", "2"), ("d", "1"), ("e", "1"), ("f", "2")]
+        waiters = [self.waiter(label, "-n", n, hold_ms=60) for label, n in plan]
+        os.kill(job, signal.SIGKILL)
+        self.finish(waiters)
+        records = read_job_log(self.log)
+        check_no_overlap(self, [(r["uuids"], r["start"], r["end"], r["pid"]) for r in records])
+        order = self.start_order()
+        # d and e (1 GPU each) may start together, in either order; nothing may overtake.
+        self.assertEqual(order[:3], ["a", "b", "c"])
+        self.assertEqual(sorted(order[3:5]), ["d", "e"])
+        self.assertEqual(order[5], "f")
+
+    def test_a_4_gpu_waiter_is_not_starved_by_1_gpu_jobs(self):
+        self.machine([gpu(i) for i in range(4)])
+        holders = [self.hold("--gpu", str(i))[1] for i in range(4)]
+        big = self.waiter("big", "-n", "4")
+        small = [self.waiter(f"s{i}") for i in range(3)]
+        for job in holders:  # GPUs free one at a time
+            os.kill(job, signal.SIGKILL)
+            time.sleep(0.05)  # room for a wrong overtaking to happen (not synchronisation)
+        self.finish([big] + small)
+        order = self.start_order()
+        self.assertEqual(order[0], "big")
+        self.assertEqual(sorted(order[1:]), ["s0", "s1", "s2"])
+
+    def test_jobs_for_other_gpus_go_ahead(self):
+        self.machine([gpu(0), gpu(1, name="Tesla V100-SXM2-16GB", memory_total_mib=16 * GIB)])
+        _, job = self.hold("--gpu", "0")
+        a100 = self.waiter("a100", "--gpu-type", "A100", "--strict")
+        # Nobody before us can use the V100: it runs at once, without waiting.
+        r = self.run_wg("--gpu-type", "V100", "--strict", "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # But a job that could use the A100 must not jump the queue, even without --wait.
+        r = self.run_wg("--gpu", "0", "true")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        os.kill(job, signal.SIGKILL)
+        self.finish([a100])
+
+    def test_a_newcomer_does_not_take_a_free_gpu_an_earlier_waiter_needs(self):
+        self.machine([gpu(0), gpu(1)])
+        sup, job = self.hold("--gpu", "0")
+        two = self.waiter("two", "-n", "2")
+        r = self.run_wg("true")  # GPU 1 is free, but the 2-GPU waiter came first
+        self.assert_clean_error(r, 75, "wanted by")
+        os.kill(job, signal.SIGKILL)
+        self.finish([two])
+
+
+class DeadWaiterTest(QueueCase):
+    def test_kill_9_of_the_head_does_not_block_the_queue(self):
+        self.machine([gpu(0)])
+        _, job = self.hold()
+        head = self.waiter("head")
+        second = self.waiter("second")
+        head.kill()
+        head.wait()
+        self.wait_for_queue_length(1)  # a dead ticket is not a waiter
+        os.kill(job, signal.SIGKILL)
+        self.finish([second])
+        self.assertEqual(self.start_order(), ["second"])
+        self.assertEqual(self.tickets_on_disk(), [])
+
+    def test_kill_9_of_a_waiter_in_the_middle(self):
+        self.machine([gpu(0)])
+        _, job = self.hold()
+        first, middle, last = (self.waiter(x) for x in ("first", "middle", "last"))
+        middle.kill()
+        middle.wait()
+        os.kill(job, signal.SIGKILL)
+        self.finish([first, last])
+        self.assertEqual(self.start_order(), ["first", "last"])
+
+
+class TimeoutAndSignalTest(QueueCase):
+    def test_timeout_is_on_time_and_exits_124(self):
+        self.machine([gpu(0)])
+        self.hold()
+        for timeout, seconds in (("0.4s", 0.4), ("700ms", 0.7), ("1", 1.0)):
+            with self.subTest(timeout=timeout):
+                start = time.monotonic()
+                r = self.run_wg("--timeout", timeout, "true")
+                elapsed = time.monotonic() - start
+                self.assert_clean_error(r, 124, "gave up waiting")
+                self.assertGreaterEqual(elapsed, seconds)
+                self.assertLess(elapsed, seconds + 0.5, "not a poll period late")
+                self.assertEqual(self.tickets_on_disk(), [])
+
+    def test_timeout_alone_implies_wait_and_succeeds_when_freed(self):
+        self.machine([gpu(0)])
+        _, job = self.hold()
+        child = self.popen_wg("--timeout", "60", "true")
+        self.wait_for_queue_length(1)
+        os.kill(job, signal.SIGKILL)
+        self.assertEqual(child.wait(timeout=60), 0)
+
+    def test_term_while_waiting_leaves_nothing_behind(self):
+        self.machine([gpu(0)])
+        self.hold()
+        child = self.popen_wg("--wait", "true")
+        self.wait_for_queue_length(1)
+        child.send_signal(signal.SIGTERM)
+        self.assertEqual(child.wait(timeout=30), -signal.SIGTERM)
+        self.assertEqual(self.tickets_on_disk(), [])
+        self.assertEqual(self.queue(), [])
+
+    def test_ctrl_c_while_waiting_in_a_terminal(self):
+        self.machine([gpu(0)])
+        self.hold()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(BIN, [BIN, "--wait", "true"], self.env())
+        self.wait_for_queue_length(1)
+        output = b""
+        deadline = time.monotonic() + 10
+        while b"waiting for 1 GPU" not in output and time.monotonic() < deadline:
+            output += os.read(fd, 1024)  # the progress line, drawn on the terminal
+        os.write(fd, b"\x03")
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertIn(b"1st in queue", output)
+        self.assertTrue(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT, status)
+        self.assertEqual(self.tickets_on_disk(), [])
+
+    def test_impossible_requests_do_not_wait(self):
+        self.machine([gpu(0)])
+        r = self.run_wg("--wait", "-n", "2", "true", timeout=30)
+        self.assert_clean_error(r, 125, "can never be met")
+
+    def test_progress_lines_when_not_a_terminal_and_quiet(self):
+        self.machine([gpu(0)])
+        _, job = self.hold()
+        loud = self.popen_wg("--wait", "true")
+        quiet = self.popen_wg("--wait", "-q", "true")
+        self.wait_for_queue_length(2)
+        os.kill(job, signal.SIGKILL)
+        self.assertEqual(loud.wait(timeout=30), 0)
+        self.assertEqual(quiet.wait(timeout=30), 0)
+        err = loud.stderr.read()
+        self.assertIn("with-gpu: waiting for 1 GPU, 1st in queue: GPU 0: claimed by", err)
+        self.assertIn("after waiting", err)
+        self.assertEqual(quiet.stderr.read(), "")
+
+
+class QueueStatusTest(QueueCase):
+    def test_status_lists_waiters(self):
+        self.machine([gpu(0), gpu(1)])
+        self.hold("-n", "2")
+        w = self.waiter("x", "--min-gpus", "1", "--max-gpus", "2")
+        entry = self.queue()[0]
+        self.assertEqual(entry["pid"], w.pid)
+        self.assertEqual(entry["gpus_needed"], 1)
+        self.assertEqual(entry["gpus_wanted"], 2)
+        self.assertEqual(entry["position"], 1)
+        self.assertRegex(entry["since"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertIn(JOB_RECORDER, entry["command"])
+        table = self.run_wg("--status").stdout
+        self.assertIn("Waiting (1):", table)
+        self.assertIn("1-2 GPUs", table)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,180 @@
+#include "queue/ticket.hpp"
+#include "queue/turn.hpp"
+#include "snapshot_builder.hpp"
+
+#include <gtest/gtest.h>
+
+namespace withgpu::queue {
+namespace {
+
+using withgpu::testing::make_gpu;
+using withgpu::testing::make_machine;
+using withgpu::testing::uuid_for;
+
+selection::Request wants(unsigned n) {
+    selection::Request r;
+    r.min_gpus = r.max_gpus = n;
+    return r;
+}
+
+selection::Request wants_type(unsigned n, std::string type) {
+    selection::Request r = wants(n);
+    r.gpu_type = std::move(type);
+    r.strict_type = true;
+    return r;
+}
+
+Ticket ticket(std::uint64_t seq, selection::Request request) {
+    Ticket t;
+    t.seq = seq;
+    t.pid = static_cast<int>(1000 + seq);
+    t.user = "u" + std::to_string(seq);
+    t.request = std::move(request);
+    return t;
+}
+
+gpu::MachineSnapshot mixed_machine() {
+    gpu::MachineSnapshot m;
+    m.gpus = {make_gpu(0), make_gpu(1), make_gpu(2, "Tesla V100-SXM2-16GB", 16, 16)};
+    return m;
+}
+
+TEST(TicketCodecTest, RoundTripsEveryRequestField) {
+    Ticket t = ticket(42, wants(2));
+    t.command = "python train.py --name \"x\"";
+    t.since_unix = 1700000000;
+    t.request.max_gpus = 4;
+    t.request.only = *selection::parse_gpu_list("0,GPU-13,0000:17:00.0", "--gpu", false);
+    t.request.exclude = *selection::parse_gpu_list("name:T4", "--exclude", true);
+    t.request.visible = *selection::parse_cuda_visible_devices(std::string("1,2"));
+    t.request.gpu_type = "A100";
+    t.request.strict_type = true;
+    t.request.min_free_bytes = 20ULL << 30U;
+    t.request.max_utilization_percent = 10;
+    t.request.max_temperature_c = 80;
+    t.request.max_power_w = 250.5;
+    t.request.require_idle = true;
+
+    const std::string line = encode(t);
+    EXPECT_EQ(line.back(), '\n');
+    EXPECT_EQ(line.find('\n'), line.size() - 1);
+    auto back = decode(line);
+    ASSERT_TRUE(back.has_value()) << back.error().message;
+    EXPECT_EQ(encode(*back), line);
+    EXPECT_EQ(back->seq, 42U);
+    EXPECT_EQ(back->request.only.size(), 3U);
+    EXPECT_EQ(back->request.only[1].kind, selection::GpuRef::Kind::uuid);
+    EXPECT_EQ(back->request.exclude[0].kind, selection::GpuRef::Kind::name_substring);
+    EXPECT_TRUE(back->request.visible.restricted);
+    EXPECT_EQ(*back->request.max_power_w, 250.5);
+}
+
+TEST(TicketCodecTest, RejectsGarbage) {
+    for (const char* text :
+         {"", "{}", "not json", "{\"version\":2}", "[1,2]", "{\"version\":1,\"seq\":\"x\"}"}) {
+        auto t = decode(text);
+        EXPECT_FALSE(t.has_value()) << text;
+    }
+}
+
+TEST(TurnTest, FirstInLineGetsTheBestFreeGpu) {
+    auto turn = take_turn(make_machine(2), {}, wants(1), {}, 0);
+    EXPECT_EQ(turn.position, 1U);
+    EXPECT_EQ(turn.decision.outcome, selection::Decision::Outcome::chosen);
+    EXPECT_FALSE(turn.wait_behind.has_value());
+}
+
+TEST(TurnTest, LaterWaiterNeverTakesAGpuAnEarlierOneCouldUse) {
+    // GPU 0 is claimed, GPU 1 is free; the earlier waiter needs 2, so GPU 1 waits for it.
+    gpu::ClaimMap claims{{uuid_for(0), {}}};
+    auto turn = take_turn(make_machine(2), {ticket(1, wants(2))}, wants(1), claims, 0);
+    EXPECT_EQ(turn.position, 2U);
+    EXPECT_EQ(turn.decision.outcome, selection::Decision::Outcome::none_now);
+    ASSERT_TRUE(turn.wait_behind.has_value());
+    EXPECT_EQ(*turn.wait_behind, 1U);
+    const auto& reasons = turn.decision.verdicts[1].rejections;
+    ASSERT_EQ(reasons.size(), 1U);
+    EXPECT_EQ(reasons[0].reason, "wanted by u1 waiting before us (1st in queue, pid 1001)");
+    EXPECT_FALSE(reasons[0].permanent);
+}
+
+TEST(TurnTest, ANewcomerRespectsTheQueueToo) {
+    auto turn = take_turn(make_machine(4), {ticket(7, wants(4))}, wants(1), {}, 0);
+    EXPECT_EQ(turn.decision.outcome, selection::Decision::Outcome::none_now);
+}
+
+TEST(TurnTest, JobsWantingOtherGpusGoAhead) {
+    // The A100 waiter cannot use the V100, so a V100 job behind it runs at once.
+    gpu::ClaimMap claims{{uuid_for(0), {}}, {uuid_for(1), {}}};
+    auto turn = take_turn(
+        mixed_machine(), {ticket(1, wants_type(1, "A100"))}, wants_type(1, "V100"), claims, 0);
+    EXPECT_EQ(turn.decision.outcome, selection::Decision::Outcome::chosen);
+    EXPECT_EQ(turn.decision.chosen, std::vector<unsigned>{2});
+    EXPECT_FALSE(turn.wait_behind.has_value());
+}
+
+TEST(TurnTest, AnyGpuWaiterMayUseGpusNoEarlierWaiterWants) {
+    gpu::ClaimMap claims{{uuid_for(0), {}}};
+    auto turn = take_turn(mixed_machine(), {ticket(1, wants_type(2, "A100"))}, wants(1), claims, 0);
+    EXPECT_EQ(turn.decision.chosen, std::vector<unsigned>{2});
+    EXPECT_FALSE(turn.wait_behind.has_value()); // GPU 2 is ours to watch
+}
+
+TEST(TurnTest, WaitsBehindTheLatestConflictingWaiter) {
+    gpu::ClaimMap claims{{uuid_for(0), {}}, {uuid_for(1), {}}, {uuid_for(2), {}}};
+    std::vector<Ticket> earlier{ticket(3, wants_type(1, "A100")),
+                                ticket(5, wants_type(1, "V100")),
+                                ticket(9, wants_type(1, "A100")),
+                                ticket(11, wants_type(1, "V100"))};
+    auto turn = take_turn(mixed_machine(), earlier, wants_type(1, "A100"), claims, 0);
+    EXPECT_EQ(turn.position, 5U);
+    ASSERT_TRUE(turn.wait_behind.has_value());
+    EXPECT_EQ(*turn.wait_behind, 9U);
+}
+
+TEST(TurnTest, MultiGpuHeadIsNotStarvedByOneGpuJobs) {
+    // Replay: a 4-GPU job waits while 1-GPU jobs keep arriving. Each time a GPU frees,
+    // none of the later 1-GPU jobs may take it, so the head's GPUs accumulate.
+    auto machine = make_machine(4);
+    gpu::ClaimMap claims{
+        {uuid_for(0), {}}, {uuid_for(1), {}}, {uuid_for(2), {}}, {uuid_for(3), {}}};
+    std::vector<Ticket> queue{ticket(1, wants(4))};
+    for (unsigned freed = 0; freed < 4; ++freed) {
+        claims.erase(uuid_for(freed));
+        auto small = take_turn(machine, queue, wants(1), claims, 0);
+        EXPECT_NE(small.decision.outcome, selection::Decision::Outcome::chosen) << freed;
+        queue.push_back(ticket(2 + freed, wants(1)));
+    }
+    auto head = take_turn(machine, {}, wants(4), claims, 0);
+    EXPECT_EQ(head.decision.outcome, selection::Decision::Outcome::chosen);
+    EXPECT_EQ(head.decision.chosen.size(), 4U);
+}
+
+TEST(TurnTest, ImpossibleStaysImpossible) {
+    auto turn = take_turn(make_machine(2), {ticket(1, wants(1))}, wants(3), {}, 0);
+    EXPECT_EQ(turn.decision.outcome, selection::Decision::Outcome::impossible);
+}
+
+TEST(TurnTest, UsableGpusIgnoreClaimsAndMetricsButNotIdentity) {
+    auto machine = mixed_machine();
+    machine.gpus[0].utilization_percent = 100;
+    selection::Request r = wants(1);
+    r.max_utilization_percent = 10;
+    r.exclude = *selection::parse_gpu_list("1", "--exclude", true);
+    EXPECT_EQ(usable_gpus(machine, r), (std::set<std::string>{uuid_for(0), uuid_for(2)}));
+}
+
+TEST(TurnTest, Ordinals) {
+    EXPECT_EQ(ordinal(1), "1st");
+    EXPECT_EQ(ordinal(2), "2nd");
+    EXPECT_EQ(ordinal(3), "3rd");
+    EXPECT_EQ(ordinal(4), "4th");
+    EXPECT_EQ(ordinal(11), "11th");
+    EXPECT_EQ(ordinal(12), "12th");
+    EXPECT_EQ(ordinal(13), "13th");
+    EXPECT_EQ(ordinal(21), "21st");
+    EXPECT_EQ(ordinal(112), "112th");
+}
+
+} // namespace
+} // namespace withgpu::queue
