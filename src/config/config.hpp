@@ -7,6 +7,7 @@
 #include "util/error.hpp"
 
 #include <climits>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>

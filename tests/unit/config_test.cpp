@@ -1,0 +1,1040 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace withgpu::config {
+namespace {
+
+using Kind = Origin::Kind;
+
+const std::string k_system = "/etc/with-gpu/config.toml";
+const std::string k_user = "/home/a/.config/with-gpu/config.toml";
+
+ConfigFile system_file(std::string text) {
+    return {k_system, std::move(text)};
+}
+
+ConfigFile user_file(std::string text) {
+    return {k_user, std::move(text)};
+}
+
+Settings resolved(const Sources& sources) {
+    auto result = resolve(sources);
+    EXPECT_TRUE(result.has_value()) << (result ? "" : result.error().message);
+    return result ? *result : Settings{};
+}
+
+Error error_of(const Sources& sources) {
+    auto result = resolve(sources);
+    EXPECT_FALSE(result.has_value()) << (result ? show(*result) : "");
+    return result ? Error{} : result.error();
+}
+
+Sources with_user(std::string text) {
+    Sources sources;
+    sources.user_file = user_file(std::move(text));
+    return sources;
+}
+
+Sources with_system(std::string text) {
+    Sources sources;
+    sources.system_file = system_file(std::move(text));
+    return sources;
+}
+
+// ---- the key table
+
+TEST(ConfigKeysTest, TableIsConsistent) {
+    EXPECT_EQ(check_key_table_consistency(), std::vector<std::string>{});
+}
+
+TEST(ConfigKeysTest, EnvironmentVariablesFollowTheRule) {
+    for (const auto& key : keys()) {
+        if (key.name == "banned") {
+            EXPECT_TRUE(key.env_var.empty());
+            EXPECT_TRUE(key.flag.empty());
+            continue;
+        }
+        std::string expected = "WITH_GPU_";
+        for (const char c : key.name) {
+            expected += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+        }
+        EXPECT_EQ(key.env_var, expected);
+    }
+    const auto names = environment_variables();
+    for (const auto* name : {"WITH_GPU_MIN_MEMORY",
+                             "WITH_GPU_MAX_UTIL",
+                             "WITH_GPU_LOCK_DIR",
+                             "WITH_GPU_NVML_LIBRARY",
+                             "WITH_GPU_WAIT",
+                             "WITH_GPU_PROFILE"}) {
+        EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+    }
+    EXPECT_EQ(std::find(names.begin(), names.end(), "WITH_GPU_BANNED"), names.end());
+}
+
+TEST(ConfigKeysTest, KeysAreInDocumentedOrder) {
+    std::vector<std::string_view> names;
+    for (const auto& key : keys()) {
+        names.push_back(key.name);
+    }
+    EXPECT_EQ(names,
+              (std::vector<std::string_view>{"count",
+                                             "min_gpus",
+                                             "max_gpus",
+                                             "gpu",
+                                             "exclude",
+                                             "gpu_type",
+                                             "strict",
+                                             "min_memory",
+                                             "max_util",
+                                             "max_temp",
+                                             "max_power",
+                                             "require_idle",
+                                             "wait",
+                                             "timeout",
+                                             "poll",
+                                             "lock_dir",
+                                             "banned",
+                                             "nvml_library"}));
+    ASSERT_NE(find_key("count"), nullptr);
+    EXPECT_EQ(find_key("count")->flag, "-n/--count");
+    EXPECT_EQ(find_key("nope"), nullptr);
+}
+
+// ---- precedence
+
+TEST(ConfigPrecedenceTest, BuiltInDefaultsAlone) {
+    const auto settings = resolved({});
+    const Origin builtin{Kind::builtin, "built-in default"};
+    std::map<std::string, Value, std::less<>> expected{
+        {"count", {"1", builtin}},
+        {"min_memory", {"2048", builtin}},
+        {"poll", {"2s", builtin}},
+        {"lock_dir", {"/tmp/with-gpu", builtin}},
+    };
+    EXPECT_EQ(settings.values, expected);
+    EXPECT_FALSE(settings.profile.has_value());
+}
+
+// Each step adds one source above the previous ones; the newest must win, with its origin.
+TEST(ConfigPrecedenceTest, EverySourceOverridesTheOnesBelowIt) {
+    struct Step {
+        std::string name;
+        std::function<void(Sources&)> add;
+        Value expected;
+    };
+    const std::vector<Step> steps{
+        {"built-in", [](Sources&) {}, {"2048", {Kind::builtin, "built-in default"}}},
+        {"system file",
+         [](Sources& s) { s.system_file = system_file("[defaults]\nmin_memory = \"1G\"\n"); },
+         {"1G", {Kind::system_file, k_system + ":2:1"}}},
+        {"user file",
+         [](Sources& s) { s.user_file = user_file("[defaults]\nmin_memory = \"2G\"\n"); },
+         {"2G", {Kind::user_file, k_user + ":2:1"}}},
+        {"profile",
+         [](Sources& s) {
+             s.user_file->text += "[profiles.llm]\nmin_memory = \"3G\"\n";
+             s.profile = "llm";
+         },
+         {"3G", {Kind::profile, "profile llm (" + k_user + ":4:1)"}}},
+        {"environment",
+         [](Sources& s) { s.environment["WITH_GPU_MIN_MEMORY"] = "4G"; },
+         {"4G", {Kind::environment, "WITH_GPU_MIN_MEMORY"}}},
+        {"command line",
+         [](Sources& s) { s.command_line["min_memory"] = "5G"; },
+         {"5G", {Kind::command_line, "--min-memory"}}},
+    };
+    Sources sources;
+    for (const auto& step : steps) {
+        step.add(sources);
+        const auto settings = resolved(sources);
+        ASSERT_NE(settings.find("min_memory"), nullptr) << step.name;
+        EXPECT_EQ(*settings.find("min_memory"), step.expected) << step.name;
+    }
+}
+
+// The same ladder, but each source sets a different key: lower sources keep the keys that
+// higher ones leave alone.
+TEST(ConfigPrecedenceTest, KeysNotSetAboveKeepTheirLowerOrigin) {
+    Sources sources;
+    sources.system_file = system_file("[defaults]\nmax_util = 50\nmax_temp = 85\n");
+    sources.user_file = user_file("[defaults]\nmax_temp = 80\n"
+                                  "[profiles.llm]\nmin_memory = \"40G\"\n");
+    sources.profile = "llm";
+    sources.environment = {{"WITH_GPU_WAIT", "1"}, {"HOME", "/home/a"}};
+    sources.command_line = {{"count", "2"}};
+    const auto settings = resolved(sources);
+    auto origin_of = [&](std::string_view key) {
+        const Value* value = settings.find(key);
+        return value ? value->origin : Origin{Kind::builtin, "(unset)"};
+    };
+    EXPECT_EQ(settings.text("max_util"), "50");
+    EXPECT_EQ(origin_of("max_util"), (Origin{Kind::system_file, k_system + ":2:1"}));
+    EXPECT_EQ(settings.text("max_temp"), "80");
+    EXPECT_EQ(origin_of("max_temp"), (Origin{Kind::user_file, k_user + ":2:1"}));
+    EXPECT_EQ(settings.text("min_memory"), "40G");
+    EXPECT_EQ(origin_of("min_memory").kind, Kind::profile);
+    EXPECT_EQ(settings.text("wait"), "true");
+    EXPECT_TRUE(settings.is_true("wait"));
+    EXPECT_EQ(origin_of("wait"), (Origin{Kind::environment, "WITH_GPU_WAIT"}));
+    EXPECT_EQ(settings.text("count"), "2");
+    EXPECT_EQ(origin_of("count"), (Origin{Kind::command_line, "-n/--count"}));
+    EXPECT_EQ(settings.text("poll"), "2s");
+    EXPECT_EQ(origin_of("poll").kind, Kind::builtin);
+    EXPECT_EQ(settings.find("gpu"), nullptr);
+    EXPECT_EQ(settings.text("gpu"), std::nullopt);
+}
+
+// ---- profiles
+
+TEST(ConfigProfileTest, ProfileFromTheSystemFile) {
+    Sources sources = with_system("[profiles.small]\nmax_gpus = 1\nmin_memory = 4096\n");
+    sources.profile = "small";
+    const auto settings = resolved(sources);
+    EXPECT_EQ(settings.text("min_memory"), "4096");
+    EXPECT_EQ(settings.find("min_memory")->origin,
+              (Origin{Kind::profile, "profile small (" + k_system + ":3:1)"}));
+    ASSERT_TRUE(settings.profile.has_value());
+    EXPECT_EQ(*settings.profile, (Value{"small", {Kind::command_line, "--profile"}}));
+}
+
+TEST(ConfigProfileTest, SystemAndUserProfileTablesMergeWithUserKeysWinning) {
+    Sources sources;
+    sources.system_file = system_file("[profiles.llm]\nmin_memory = \"40G\"\nmax_util = 10\n");
+    sources.user_file = user_file("[defaults]\nmax_util = 90\n[profiles.llm]\nmin_memory = "
+                                  "\"60G\"\n");
+    sources.profile = "llm";
+    const auto settings = resolved(sources);
+    EXPECT_EQ(*settings.find("min_memory"),
+              (Value{"60G", {Kind::profile, "profile llm (" + k_user + ":4:1)"}}));
+    // The system profile still beats the user's [defaults].
+    EXPECT_EQ(*settings.find("max_util"),
+              (Value{"10", {Kind::profile, "profile llm (" + k_system + ":3:1)"}}));
+}
+
+TEST(ConfigProfileTest, ChosenByEnvironmentVariable) {
+    Sources sources = with_user("[profiles.small]\nmin_memory = \"8G\"\n");
+    sources.environment["WITH_GPU_PROFILE"] = "small";
+    const auto settings = resolved(sources);
+    EXPECT_EQ(settings.text("min_memory"), "8G");
+    EXPECT_EQ(*settings.profile, (Value{"small", {Kind::environment, "WITH_GPU_PROFILE"}}));
+}
+
+TEST(ConfigProfileTest, FlagBeatsEnvironmentAndEmptyFlagMeansNone) {
+    Sources sources = with_user("[profiles.small]\nmin_memory = \"8G\"\n"
+                                "[profiles.llm]\nmin_memory = \"40G\"\n");
+    sources.environment["WITH_GPU_PROFILE"] = "small";
+    sources.profile = "llm";
+    EXPECT_EQ(resolved(sources).text("min_memory"), "40G");
+    sources.profile = "";
+    const auto settings = resolved(sources);
+    EXPECT_EQ(settings.text("min_memory"), "2048");
+    EXPECT_FALSE(settings.profile.has_value());
+}
+
+TEST(ConfigProfileTest, ProfilesAreIgnoredUnlessChosen) {
+    const auto settings = resolved(with_user("[profiles.llm]\nmin_memory = \"40G\"\n"));
+    EXPECT_EQ(settings.text("min_memory"), "2048");
+}
+
+TEST(ConfigProfileTest, UnknownProfileListsTheKnownOnes) {
+    Sources sources;
+    sources.system_file = system_file("[profiles.small]\n[profiles.llm]\n");
+    sources.user_file = user_file("[profiles.llm]\n[profiles.debug]\n");
+    sources.profile = "big";
+    const auto error = error_of(sources);
+    EXPECT_EQ(error.kind, ErrorKind::usage);
+    EXPECT_EQ(error.message,
+              "unknown profile \"big\" (from --profile); known profiles: debug, llm, small");
+    EXPECT_EQ(error.hint, "define it as a [profiles.big] table in " + k_user);
+}
+
+TEST(ConfigProfileTest, UnknownProfileWithoutAnyProfiles) {
+    Sources sources;
+    sources.environment["WITH_GPU_PROFILE"] = "big";
+    const auto error = error_of(sources);
+    EXPECT_EQ(error.message,
+              "unknown profile \"big\" (from WITH_GPU_PROFILE); no profiles are "
+              "defined");
+    EXPECT_EQ(error.hint, "define it as a [profiles.big] table in ~/.config/with-gpu/config.toml");
+}
+
+// ---- the GPU count is one setting
+
+TEST(ConfigCountTest, HighestSourceDecidesCountMinAndMax) {
+    struct Case {
+        std::string name;
+        std::string system;
+        std::string user;
+        std::map<std::string, std::string> environment;
+        std::map<std::string, std::string> command_line;
+        std::optional<std::string> count, min_gpus, max_gpus;
+    };
+    const std::vector<Case> cases{
+        {"built-in", "", "", {}, {}, "1", std::nullopt, std::nullopt},
+        {"range replaces built-in count",
+         "",
+         "",
+         {{"WITH_GPU_MAX_GPUS", "4"}},
+         {},
+         std::nullopt,
+         std::nullopt,
+         "4"},
+        {"user count replaces system range",
+         "[defaults]\nmin_gpus = 2\nmax_gpus = 4\n",
+         "[defaults]\ncount = 3\n",
+         {},
+         {},
+         "3",
+         std::nullopt,
+         std::nullopt},
+        {"command-line min replaces user count",
+         "",
+         "[defaults]\ncount = 3\n",
+         {},
+         {{"min_gpus", "2"}},
+         std::nullopt,
+         "2",
+         std::nullopt},
+        {"lower range is not mixed in",
+         "[defaults]\nmin_gpus = 2\nmax_gpus = 8\n",
+         "",
+         {{"WITH_GPU_MIN_GPUS", "4"}},
+         {},
+         std::nullopt,
+         "4",
+         std::nullopt},
+    };
+    for (const auto& c : cases) {
+        Sources sources;
+        if (!c.system.empty()) {
+            sources.system_file = system_file(c.system);
+        }
+        if (!c.user.empty()) {
+            sources.user_file = user_file(c.user);
+        }
+        sources.environment = c.environment;
+        sources.command_line = c.command_line;
+        const auto settings = resolved(sources);
+        EXPECT_EQ(settings.text("count"), c.count) << c.name;
+        EXPECT_EQ(settings.text("min_gpus"), c.min_gpus) << c.name;
+        EXPECT_EQ(settings.text("max_gpus"), c.max_gpus) << c.name;
+    }
+}
+
+// ---- lock_dir and banned belong to the administrator
+
+TEST(ConfigAdminKeysTest, LockDirFromSystemFileEnvironmentAndCommandLine) {
+    Sources sources = with_system("[defaults]\nlock_dir = \"/var/lib/with-gpu\"\n");
+    EXPECT_EQ(*resolved(sources).find("lock_dir"),
+              (Value{"/var/lib/with-gpu", {Kind::system_file, k_system + ":2:1"}}));
+    sources.environment["WITH_GPU_LOCK_DIR"] = "/srv/locks";
+    EXPECT_EQ(*resolved(sources).find("lock_dir"),
+              (Value{"/srv/locks", {Kind::environment, "WITH_GPU_LOCK_DIR"}}));
+    sources.command_line["lock_dir"] = "/run/with gpu";
+    EXPECT_EQ(*resolved(sources).find("lock_dir"),
+              (Value{"/run/with gpu", {Kind::command_line, "--lock-dir"}}));
+}
+
+TEST(ConfigAdminKeysTest, BannedIsAddedToExclude) {
+    Sources sources = with_system("[defaults]\nbanned = [\"name:T4\", 3]\n");
+    auto settings = resolved(sources);
+    EXPECT_EQ(*settings.find("banned"),
+              (Value{"name:T4,3", {Kind::system_file, k_system + ":2:1"}}));
+    EXPECT_EQ(*settings.find("exclude"),
+              (Value{"name:T4,3", {Kind::system_file, k_system + ":2:1"}}));
+
+    // A user's exclude, whatever its source, cannot drop banned GPUs; duplicates collapse.
+    sources.user_file = user_file("[defaults]\nexclude = [0, 3]\n");
+    sources.command_line["exclude"] = "1, 3";
+    settings = resolved(sources);
+    EXPECT_EQ(*settings.find("exclude"), (Value{"1,3,name:T4", {Kind::command_line, "--exclude"}}));
+
+    // There is no variable for it.
+    sources.environment["WITH_GPU_BANNED"] = "0";
+    EXPECT_EQ(resolved(sources).text("banned"), "name:T4,3");
+}
+
+struct ErrorCase {
+    std::string name;
+    std::string system; // file texts; empty: no file
+    std::string user;
+    std::map<std::string, std::string> environment;
+    std::map<std::string, std::string> command_line;
+    std::string message;
+    std::string hint;
+};
+
+void expect_errors(const std::vector<ErrorCase>& cases) {
+    for (const auto& c : cases) {
+        Sources sources;
+        if (!c.system.empty()) {
+            sources.system_file = system_file(c.system);
+        }
+        if (!c.user.empty()) {
+            sources.user_file = user_file(c.user);
+        }
+        sources.environment = c.environment;
+        sources.command_line = c.command_line;
+        const auto error = error_of(sources);
+        EXPECT_EQ(error.kind, ErrorKind::usage) << c.name;
+        EXPECT_EQ(error.message, c.message) << c.name;
+        EXPECT_EQ(error.hint, c.hint) << c.name;
+    }
+}
+
+const std::string k_lock_dir_hint =
+    "set lock_dir in [defaults] of /etc/with-gpu/config.toml so that every user meets in one "
+    "lock directory; for a single run use WITH_GPU_LOCK_DIR or --lock-dir";
+const std::string k_banned_hint = "banned GPUs are set by the administrator in [defaults] of "
+                                  "/etc/with-gpu/config.toml; to avoid a GPU yourself use exclude";
+
+TEST(ConfigAdminKeysTest, ElsewhereTheyAreErrors) {
+    expect_errors({
+        {"lock_dir in user defaults",
+         "",
+         "[defaults]\nmax_util = 5\nlock_dir = \"/home/a/locks\"\n",
+         {},
+         {},
+         k_user + ":3:1: lock_dir is only allowed in the system configuration file",
+         k_lock_dir_hint},
+        {"lock_dir in a user profile",
+         "",
+         "[profiles.llm]\n  lock_dir = \"/x\"\n",
+         {},
+         {},
+         k_user + ":2:3: lock_dir is not allowed in a profile (profiles.llm)",
+         k_lock_dir_hint},
+        {"lock_dir in a system profile",
+         "[profiles.llm]\nlock_dir = \"/x\"\n",
+         "",
+         {},
+         {},
+         k_system + ":2:1: lock_dir is not allowed in a profile (profiles.llm)",
+         k_lock_dir_hint},
+        {"banned in user defaults",
+         "",
+         "[defaults]\nbanned = [0]\n",
+         {},
+         {},
+         k_user + ":2:1: banned is only allowed in the system configuration file",
+         k_banned_hint},
+        {"banned in a system profile",
+         "[profiles.x]\nbanned = [0]\n",
+         "",
+         {},
+         {},
+         k_system + ":2:1: banned is not allowed in a profile (profiles.x)",
+         k_banned_hint},
+    });
+}
+
+TEST(ConfigAdminKeysTest, BannedCannotComeFromTheCommandLine) {
+    Sources sources;
+    sources.command_line["banned"] = "0";
+    auto error = error_of(sources);
+    EXPECT_EQ(error.kind, ErrorKind::environment);
+    EXPECT_EQ(error.message,
+              "internal error: configuration key \"banned\" cannot come from the command line");
+    sources.command_line = {{"colour", "red"}};
+    EXPECT_EQ(error_of(sources).kind, ErrorKind::environment);
+}
+
+// ---- value forms
+
+TEST(ConfigValueTest, FileFormsAreNormalisedForTheCommandLineParsers) {
+    struct Case {
+        std::string line;
+        std::string key;
+        std::string text;
+    };
+    const std::vector<Case> cases{
+        {"gpu = [0, 2]", "gpu", "0,2"},
+        {"gpu = \"0, 2\"", "gpu", "0,2"},
+        {"gpu = [\"GPU-8a3f\", \"00000000:17:00.0\"]", "gpu", "GPU-8a3f,00000000:17:00.0"},
+        {"exclude = [1, \"name:T4\"]", "exclude", "1,name:T4"},
+        {"exclude = \"name:V100,2\"", "exclude", "name:V100,2"},
+        {"min_memory = 20480", "min_memory", "20480"},
+        {"min_memory = \"20G\"", "min_memory", "20G"},
+        {"min_memory = 0", "min_memory", "0"},
+        {"timeout = 90", "timeout", "90"},
+        {"timeout = \"5m\"", "timeout", "5m"},
+        {"poll = \"500ms\"", "poll", "500ms"},
+        {"strict = false", "strict", "false"},
+        {"wait = true", "wait", "true"},
+        {"require_idle = true", "require_idle", "true"},
+        {"max_util = 0", "max_util", "0"},
+        {"max_util = 100", "max_util", "100"},
+        {"max_temp = 80", "max_temp", "80"},
+        {"max_power = 250", "max_power", "250"},
+        {"gpu_type = \"A100\"", "gpu_type", "A100"},
+        {"nvml_library = \"/opt/nvidia/libnvidia-ml.so.1\"",
+         "nvml_library",
+         "/opt/nvidia/libnvidia-ml.so.1"},
+    };
+    for (const auto& c : cases) {
+        const auto settings = resolved(with_user("[defaults]\n" + c.line + "\n"));
+        EXPECT_EQ(settings.text(c.key), c.text) << c.line;
+    }
+}
+
+TEST(ConfigValueTest, EnvironmentAndCommandLineFormsAreNormalised) {
+    struct Case {
+        std::string variable;
+        std::string value;
+        std::string key;
+        std::optional<std::string> text;
+    };
+    const std::vector<Case> cases{
+        {"WITH_GPU_WAIT", "1", "wait", "true"},
+        {"WITH_GPU_WAIT", "0", "wait", "false"},
+        {"WITH_GPU_WAIT", "TRUE", "wait", "true"},
+        {"WITH_GPU_WAIT", "off", "wait", "false"},
+        {"WITH_GPU_REQUIRE_IDLE", "yes", "require_idle", "true"},
+        {"WITH_GPU_MAX_UTIL", "10%", "max_util", "10"},
+        {"WITH_GPU_MAX_TEMP", "80C", "max_temp", "80"},
+        {"WITH_GPU_MAX_POWER", "250w", "max_power", "250"},
+        {"WITH_GPU_GPU", " 0 , 2 ", "gpu", "0,2"},
+        {"WITH_GPU_EXCLUDE", "name:T4", "exclude", "name:T4"},
+        {"WITH_GPU_MIN_MEMORY", "20GiB", "min_memory", "20GiB"},
+        {"WITH_GPU_MIN_MEMORY", "", "min_memory", "2048"}, // empty counts as unset
+        {"WITH_GPU_TIMEOUT", "1.5h", "timeout", "1.5h"},
+        {"WITH_GPU_NVML_LIBRARY", "/x/libnvidia-ml.so.1", "nvml_library", "/x/libnvidia-ml.so.1"},
+        {"WITH_GPU_UUIDS", "GPU-1", "gpu", std::nullopt}, // not ours to read
+    };
+    for (const auto& c : cases) {
+        Sources sources;
+        sources.environment[c.variable] = c.value;
+        EXPECT_EQ(resolved(sources).text(c.key), c.text) << c.variable << "=" << c.value;
+        if (const auto* key = find_key(c.key); key && !c.value.empty() && c.text) {
+            Sources cli;
+            cli.command_line[c.key] = c.value;
+            EXPECT_EQ(resolved(cli).text(c.key), c.text) << key->flag << " " << c.value;
+        }
+    }
+}
+
+// ---- errors, with their exact messages
+
+TEST(ConfigErrorTest, FileErrors) {
+    const std::string size_hint = "use a size such as 2048 (MiB), 20G, 20GiB, 500MB, 1.5T";
+    const std::string duration_hint = "use a duration such as 90 (seconds), 250ms, 30s, 5m, 1.5h";
+    const std::string toml_hint = "a configuration file is TOML: a [defaults] table and "
+                                  "[profiles.NAME] tables of key = value lines";
+    expect_errors({
+        {"unknown key with a suggestion",
+         "",
+         "[defaults]\nmax_utl = 10\n",
+         {},
+         {},
+         k_user + ":2:1: unknown key \"max_utl\"",
+         "did you mean max_util?"},
+        {"flag spelling",
+         "",
+         "[profiles.llm]\nmin-memory = \"20G\"\n",
+         {},
+         {},
+         k_user + ":2:1: unknown key \"min-memory\"",
+         "did you mean min_memory?"},
+        {"unknown key without a close match",
+         "[defaults]\ncolour = \"red\"\n",
+         "",
+         {},
+         {},
+         k_system + ":2:1: unknown key \"colour\"",
+         "known keys: count, min_gpus, max_gpus, gpu, exclude, gpu_type, strict, min_memory, "
+         "max_util, max_temp, max_power, require_idle, wait, timeout, poll, lock_dir, banned, "
+         "nvml_library"},
+        {"wrong type: string for a number",
+         "",
+         "[defaults]\nmax_util = \"high\"\n",
+         {},
+         {},
+         k_user + ":2:12: max_util: expected a whole number from 0 to 100, got a string",
+         "e.g. max_util = 10"},
+        {"wrong type: string for a boolean",
+         "",
+         "[defaults]\nstrict = \"yes\"\n",
+         {},
+         {},
+         k_user + ":2:10: strict: expected true or false, got a string",
+         "e.g. strict = true"},
+        {"wrong type: float for a size",
+         "",
+         "[defaults]\nmin_memory = 1.5\n",
+         {},
+         {},
+         k_user + ":2:14: min_memory: expected a size string such as \"20G\" or an integer "
+                  "number of MiB, got a float",
+         "e.g. min_memory = \"20G\""},
+        {"wrong type: table for a list",
+         "",
+         "[defaults]\ngpu = { index = 1 }\n",
+         {},
+         {},
+         k_user + ":2:7: gpu: expected an array of GPUs or a comma-separated string, got a table",
+         "e.g. gpu = [0, 2]"},
+        {"wrong type inside a list",
+         "",
+         "[defaults]\ngpu = [0, 1.5]\n",
+         {},
+         {},
+         k_user + ":2:11: gpu: expected GPU indices or strings in the list, got a float",
+         "e.g. gpu = [0, 2]"},
+        {"out of range: percent",
+         "",
+         "[defaults]\nmax_util = 150\n",
+         {},
+         {},
+         k_user + ":2:12: max_util: 150 is out of range (0 to 100)",
+         "e.g. max_util = 10"},
+        {"out of range: count 0",
+         "",
+         "[defaults]\ncount = 0\n",
+         {},
+         {},
+         k_user + ":2:9: count: 0 is out of range (at least 1)",
+         "e.g. count = 2"},
+        {"out of range: negative MiB",
+         "",
+         "[defaults]\nmin_memory = -1\n",
+         {},
+         {},
+         k_user + ":2:14: min_memory: -1 is out of range (at least 0)",
+         "e.g. min_memory = \"20G\""},
+        {"out of range: negative GPU index",
+         "",
+         "[defaults]\nexclude = [-1]\n",
+         {},
+         {},
+         k_user + ":2:12: exclude: -1 is out of range (at least 0)",
+         "e.g. exclude = [0, \"name:T4\"]"},
+        {"out of range: poll 0",
+         "",
+         "[defaults]\npoll = 0\n",
+         {},
+         {},
+         k_user + ":2:8: poll: 0 is out of range (at least 1)",
+         "e.g. poll = \"10s\""},
+        {"poll \"0s\"",
+         "",
+         "[defaults]\npoll = \"0s\"\n",
+         {},
+         {},
+         k_user + ":2:8: poll: \"0s\" must be more than 0",
+         "e.g. poll = \"10s\""},
+        {"bad size",
+         "",
+         "[defaults]\nmin_memory = \"20X\"\n",
+         {},
+         {},
+         k_user + ":2:14: min_memory: invalid size \"20X\": expected a number with an optional "
+                  "unit (unknown unit \"X\")",
+         size_hint},
+        {"bad duration",
+         "",
+         "[profiles.x]\ntimeout = \"soon\"\n",
+         {},
+         {},
+         k_user + ":2:11: timeout: invalid duration \"soon\": expected a number with an "
+                  "optional unit (ms, s, m, h)",
+         duration_hint},
+        {"bad GPU reference",
+         "",
+         "[defaults]\ngpu = [\"name:T4\"]\n",
+         {},
+         {},
+         k_user + ":2:8: gpu: item \"name:T4\": name: is only valid in --exclude",
+         "use a comma-separated list of NVML indices (0,2), UUIDs or unique UUID prefixes "
+         "(GPU-8a3f...), or PCI bus ids (00000000:17:00.0)"},
+        {"empty list",
+         "",
+         "[defaults]\nexclude = []\n",
+         {},
+         {},
+         k_user + ":2:11: exclude: the list is empty",
+         "leave the key out instead"},
+        {"empty string",
+         "[defaults]\nlock_dir = \"\"\n",
+         "",
+         {},
+         {},
+         k_system + ":2:12: lock_dir: must not be empty",
+         "e.g. lock_dir = \"/var/lib/with-gpu\""},
+        {"TOML syntax error",
+         "",
+         "[defaults]\nmax_util = \n",
+         {},
+         {},
+         k_user + ":2:12: Error while parsing key-value pair: expected value, saw '\\n'",
+         toml_hint},
+        {"TOML duplicate key",
+         "[defaults]\ncount = 1\ncount = 2\n",
+         "",
+         {},
+         {},
+         k_system + ":3:9: Error while parsing key-value pair: cannot redefine existing integer "
+                    "'count'",
+         toml_hint},
+        {"unknown top-level key",
+         "",
+         "colour = 1\n",
+         {},
+         {},
+         k_user + ":1:1: unknown top-level key \"colour\"",
+         "a configuration file holds a [defaults] table and [profiles.NAME] tables"},
+        {"misspelt table",
+         "",
+         "[default]\ncount = 1\n",
+         {},
+         {},
+         k_user + ":1:2: unknown top-level key \"default\"",
+         "did you mean defaults?"},
+        {"setting outside a table",
+         "",
+         "min_memory = \"20G\"\n[defaults]\n",
+         {},
+         {},
+         k_user + ":1:1: min_memory must be in the [defaults] table or a [profiles.NAME] table",
+         "add a line [defaults] above it"},
+        {"defaults not a table",
+         "",
+         "defaults = 3\n",
+         {},
+         {},
+         k_user + ":1:1: defaults must be a table, not an integer",
+         "write [defaults] on a line of its own, with key = value lines below it"},
+        {"profile not a table",
+         "",
+         "[profiles]\nllm = 1\n",
+         {},
+         {},
+         k_user + ":2:1: profiles.llm must be a table, not an integer",
+         "write [profiles.llm] on a line of its own, with key = value lines below it"},
+        {"count with a range in one table",
+         "",
+         "[profiles.llm]\ncount = 2\nmax_gpus = 4\n",
+         {},
+         {},
+         k_user + ":3:1: count cannot be combined with max_gpus",
+         "use count for exactly N GPUs, or min_gpus and max_gpus for a range"},
+        {"max below min in one table",
+         "[defaults]\nmax_gpus = 2\nmin_gpus = 4\n",
+         "",
+         {},
+         {},
+         k_system + ":2:1: max_gpus 2 is below min_gpus 4",
+         "max_gpus must be at least min_gpus (it defaults to it)"},
+        {"strict without gpu_type",
+         "",
+         "[defaults]\nstrict = true\n",
+         {},
+         {},
+         k_user + ":2:1: strict needs gpu_type",
+         "strict only chooses among GPUs of gpu_type: set gpu_type too (e.g. --gpu-type "
+         "A100), or leave strict out"},
+        {"the first error in file order",
+         "",
+         "[defaults]\nzzz = 1\naaa = 2\n",
+         {},
+         {},
+         k_user + ":2:1: unknown key \"zzz\"",
+         "known keys: count, min_gpus, max_gpus, gpu, exclude, gpu_type, strict, min_memory, "
+         "max_util, max_temp, max_power, require_idle, wait, timeout, poll, lock_dir, banned, "
+         "nvml_library"},
+        {"errors in a profile that is not chosen",
+         "",
+         "[profiles.unused]\nmax_util = 101\n",
+         {},
+         {},
+         k_user + ":2:12: max_util: 101 is out of range (0 to 100)",
+         "e.g. max_util = 10"},
+    });
+}
+
+TEST(ConfigErrorTest, EnvironmentErrors) {
+    expect_errors({
+        {"not a number",
+         "",
+         "",
+         {{"WITH_GPU_MAX_UTIL", "abc"}},
+         {},
+         "WITH_GPU_MAX_UTIL=abc: \"abc\" is not a whole number",
+         "e.g. WITH_GPU_MAX_UTIL=10"},
+        {"out of range",
+         "",
+         "",
+         {{"WITH_GPU_MAX_UTIL", "150%"}},
+         {},
+         "WITH_GPU_MAX_UTIL=150%: 150 is out of range (0 to 100)",
+         "e.g. WITH_GPU_MAX_UTIL=10"},
+        {"too large",
+         "",
+         "",
+         {{"WITH_GPU_MAX_TEMP", "99999999999"}},
+         {},
+         "WITH_GPU_MAX_TEMP=99999999999: 99999999999 is out of range (at least 0)",
+         "e.g. WITH_GPU_MAX_TEMP=80"},
+        {"count 0",
+         "",
+         "",
+         {{"WITH_GPU_COUNT", "0"}},
+         {},
+         "WITH_GPU_COUNT=0: 0 is out of range (at least 1)",
+         "e.g. WITH_GPU_COUNT=2"},
+        {"not a boolean",
+         "",
+         "",
+         {{"WITH_GPU_WAIT", "maybe"}},
+         {},
+         "WITH_GPU_WAIT=maybe: \"maybe\" is not a boolean (use 1, 0, true, false, yes, no, on "
+         "or off)",
+         "e.g. WITH_GPU_WAIT=true"},
+        {"bad size",
+         "",
+         "",
+         {{"WITH_GPU_MIN_MEMORY", "lots"}},
+         {},
+         "WITH_GPU_MIN_MEMORY=lots: invalid size \"lots\": expected a number with an optional "
+         "unit",
+         "use a size such as 2048 (MiB), 20G, 20GiB, 500MB, 1.5T"},
+        {"bad list",
+         "",
+         "",
+         {{"WITH_GPU_GPU", "0,,1"}},
+         {},
+         "WITH_GPU_GPU=0,,1: item \"0,,1\": empty item in the list",
+         "use a comma-separated list of NVML indices (0,2), UUIDs or unique UUID prefixes "
+         "(GPU-8a3f...), or PCI bus ids (00000000:17:00.0)"},
+        {"count and range",
+         "",
+         "",
+         {{"WITH_GPU_COUNT", "2"}, {"WITH_GPU_MIN_GPUS", "1"}},
+         {},
+         "WITH_GPU_COUNT cannot be combined with WITH_GPU_MIN_GPUS",
+         "use WITH_GPU_COUNT for exactly N GPUs, or WITH_GPU_MIN_GPUS and WITH_GPU_MAX_GPUS "
+         "for a range"},
+    });
+}
+
+TEST(ConfigErrorTest, CommandLineErrors) {
+    expect_errors({
+        {"not a number",
+         "",
+         "",
+         {},
+         {{"max_util", "abc"}},
+         "--max-util: \"abc\" is not a whole number",
+         "e.g. --max-util 10"},
+        {"bad size",
+         "",
+         "",
+         {},
+         {{"min_memory", "20X"}},
+         "--min-memory: invalid size \"20X\": expected a number with an optional unit (unknown "
+         "unit \"X\")",
+         "use a size such as 2048 (MiB), 20G, 20GiB, 500MB, 1.5T"},
+        {"empty path",
+         "",
+         "",
+         {},
+         {{"lock_dir", ""}},
+         "--lock-dir: must not be empty",
+         "e.g. --lock-dir /var/lib/with-gpu"},
+        {"count and range",
+         "",
+         "",
+         {},
+         {{"count", "2"}, {"max_gpus", "3"}},
+         "-n/--count cannot be combined with --max-gpus",
+         "use -n/--count for exactly N GPUs, or --min-gpus and --max-gpus for a range"},
+        {"max below min",
+         "",
+         "",
+         {},
+         {{"min_gpus", "3"}, {"max_gpus", "2"}},
+         "--max-gpus 2 is below --min-gpus 3",
+         "--max-gpus must be at least --min-gpus (it defaults to it)"},
+        {"strict without gpu_type",
+         "",
+         "",
+         {},
+         {{"strict", "true"}},
+         "--strict needs --gpu-type",
+         "strict only chooses among GPUs of gpu_type: set gpu_type too (e.g. --gpu-type "
+         "A100), or leave strict out"},
+    });
+}
+
+TEST(ConfigErrorTest, StrictIsFineWhenGpuTypeComesFromAnotherSource) {
+    Sources sources = with_system("[defaults]\ngpu_type = \"H100\"\n");
+    sources.command_line["strict"] = "true";
+    const auto settings = resolved(sources);
+    EXPECT_TRUE(settings.is_true("strict"));
+    EXPECT_EQ(settings.text("gpu_type"), "H100");
+    // strict = false needs nothing.
+    EXPECT_FALSE(resolved(with_user("[defaults]\nstrict = false\n")).is_true("strict"));
+}
+
+// ---- show()
+
+TEST(ConfigShowTest, OneLinePerKeyWithOrigins) {
+    Sources sources;
+    sources.system_file = system_file("[defaults]\n"
+                                      "lock_dir = \"/var/lib/with-gpu\"\n"
+                                      "banned = [\"name:T4\"]\n");
+    sources.user_file = user_file("[defaults]\n"
+                                  "max_util = 50\n"
+                                  "[profiles.llm]\n"
+                                  "min_memory = \"20G\"\n"
+                                  "exclude = [0]\n");
+    sources.environment = {{"WITH_GPU_PROFILE", "llm"}, {"WITH_GPU_WAIT", "1"}};
+    sources.command_line = {{"count", "2"}};
+    // Values are aligned on the longest "key = value" that has an origin.
+    EXPECT_EQ(show(resolved(sources)),
+              "# profile llm (from WITH_GPU_PROFILE)\n"
+              "count = 2                     # -n/--count\n"
+              "min_gpus = (unset)\n"
+              "max_gpus = (unset)\n"
+              "gpu = (unset)\n"
+              "exclude = 0,name:T4           # profile llm "
+              "(/home/a/.config/with-gpu/config.toml:5:1) + banned "
+              "(/etc/with-gpu/config.toml:3:1)\n"
+              "gpu_type = (unset)\n"
+              "strict = (unset)\n"
+              "min_memory = 20G              # profile llm "
+              "(/home/a/.config/with-gpu/config.toml:4:1)\n"
+              "max_util = 50                 # /home/a/.config/with-gpu/config.toml:2:1\n"
+              "max_temp = (unset)\n"
+              "max_power = (unset)\n"
+              "require_idle = (unset)\n"
+              "wait = true                   # WITH_GPU_WAIT\n"
+              "timeout = (unset)\n"
+              "poll = 2s                     # built-in default\n"
+              "lock_dir = /var/lib/with-gpu  # /etc/with-gpu/config.toml:2:1\n"
+              "banned = name:T4              # /etc/with-gpu/config.toml:3:1\n"
+              "nvml_library = (unset)\n");
+}
+
+TEST(ConfigShowTest, BannedAloneIsShownAsTheSourceOfExclude) {
+    const auto text = show(resolved(with_system("[defaults]\nbanned = [2]\n")));
+    EXPECT_NE(text.find("exclude = 2               # banned (/etc/with-gpu/config.toml:2:1)\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("# profile"), std::string::npos);
+}
+
+// ---- paths
+
+TEST(ConfigPathTest, StandardPaths) {
+    EXPECT_EQ(system_config_path(), "/etc/with-gpu/config.toml");
+    struct Case {
+        std::string xdg;
+        std::string home;
+        std::optional<std::string> expected;
+    };
+    const std::vector<Case> cases{
+        {"/home/a/.cfg", "/home/a", "/home/a/.cfg/with-gpu/config.toml"},
+        {"/home/a/.cfg/", "/home/a", "/home/a/.cfg/with-gpu/config.toml"},
+        {"", "/home/a", "/home/a/.config/with-gpu/config.toml"},
+        {"relative/dir", "/home/a/", "/home/a/.config/with-gpu/config.toml"},
+        {"", "", std::nullopt},
+        {"relative", "", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        EXPECT_EQ(user_config_path(c.xdg, c.home), c.expected) << c.xdg << " | " << c.home;
+    }
+}
+
+// ---- the examples in docs/config.md
+
+const std::string k_doc_system = R"(
+[defaults]
+# Every user must meet in one lock directory, or their claims cannot see each other.
+lock_dir = "/var/lib/with-gpu"
+# The T4 drives the displays, and GPU 7 has a broken fan: nobody gets them.
+banned = ["name:T4", 7]
+min_memory = "4G"
+
+[profiles.small]
+# Offered to everyone: with-gpu --profile small ...
+count = 1
+min_memory = "8G"
+max_util = 20
+)";
+
+const std::string k_doc_user = R"(
+[defaults]
+max_util = 50
+wait = true
+timeout = "30m"
+
+[profiles.llm]
+# with-gpu --profile llm torchrun train.py
+min_gpus = 2
+max_gpus = 4
+min_memory = "40G"
+gpu_type = "A100"
+strict = true
+require_idle = true
+exclude = [0]
+
+[profiles.small]
+# Merged with the system file's [profiles.small]; these keys win.
+max_util = 10
+)";
+
+TEST(ConfigDocsTest, ExampleFilesBehaveAsDocumented) {
+    Sources sources;
+    sources.system_file = system_file(k_doc_system.substr(1));
+    sources.user_file = user_file(k_doc_user.substr(1));
+    sources.profile = "small";
+    auto settings = resolved(sources);
+    EXPECT_EQ(settings.text("count"), "1");
+    EXPECT_EQ(settings.text("min_memory"), "8G");
+    EXPECT_EQ(settings.text("max_util"), "10");
+    EXPECT_EQ(settings.text("wait"), "true");
+    EXPECT_EQ(settings.text("timeout"), "30m");
+    EXPECT_EQ(settings.text("lock_dir"), "/var/lib/with-gpu");
+    EXPECT_EQ(settings.text("exclude"), "name:T4,7");
+
+    sources.profile.reset();
+    sources.environment["WITH_GPU_PROFILE"] = "llm";
+    sources.command_line["count"] = "2";
+    settings = resolved(sources);
+    EXPECT_EQ(settings.text("exclude"), "0,name:T4,7");
+    EXPECT_EQ(settings.text("count"), "2");
+    EXPECT_EQ(settings.find("min_gpus"), nullptr);
+    // The --show-config example in docs/config.md.
+    EXPECT_EQ(
+        show(settings),
+        "# profile llm (from WITH_GPU_PROFILE)\n"
+        "count = 2                     # -n/--count\n"
+        "min_gpus = (unset)\n"
+        "max_gpus = (unset)\n"
+        "gpu = (unset)\n"
+        "exclude = 0,name:T4,7         # profile llm (/home/a/.config/with-gpu/config.toml:14:1) + "
+        "banned (/etc/with-gpu/config.toml:5:1)\n"
+        "gpu_type = A100               # profile llm (/home/a/.config/with-gpu/config.toml:11:1)\n"
+        "strict = true                 # profile llm (/home/a/.config/with-gpu/config.toml:12:1)\n"
+        "min_memory = 40G              # profile llm (/home/a/.config/with-gpu/config.toml:10:1)\n"
+        "max_util = 50                 # /home/a/.config/with-gpu/config.toml:2:1\n"
+        "max_temp = (unset)\n"
+        "max_power = (unset)\n"
+        "require_idle = true           # profile llm (/home/a/.config/with-gpu/config.toml:13:1)\n"
+        "wait = true                   # /home/a/.config/with-gpu/config.toml:3:1\n"
+        "timeout = 30m                 # /home/a/.config/with-gpu/config.toml:4:1\n"
+        "poll = 2s                     # built-in default\n"
+        "lock_dir = /var/lib/with-gpu  # /etc/with-gpu/config.toml:3:1\n"
+        "banned = name:T4,7            # /etc/with-gpu/config.toml:5:1\n"
+        "nvml_library = (unset)\n");
+}
+
+} // namespace
+} // namespace withgpu::config

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Builds the Debian package from a configured and built build directory, installs it with
+# dpkg, checks what it installed (the binary, the man page, the completions), runs the
+# installed with-gpu on the NVML simulator of the build tree (the simulator is not in the
+# package), then removes the package and checks that it is gone.
+#
+#   tests/install/test_deb.sh BUILD_DIR
+#
+# Needs root (dpkg -i); skips otherwise. It also skips rather than replace a with-gpu that
+# is already installed in /usr/bin. The package is removed again even if a check fails.
+set -euo pipefail
+
+build_arg=${1:?usage: $0 BUILD_DIR}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+
+skip() {
+    echo "SKIP: package test: $*"
+    exit 0
+}
+die() {
+    echo "FAIL: package test: $*" >&2
+    exit 1
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    skip "installing a .deb needs root (run as root, e.g. in a container)"
+fi
+if dpkg-query -W -f='${db:Status-Status}' with-gpu 2>/dev/null | grep -qx installed; then
+    skip "a with-gpu package is already installed on this machine; not replacing it"
+fi
+if [[ -e /usr/bin/with-gpu ]]; then
+    skip "/usr/bin/with-gpu already exists; not replacing it"
+fi
+for tool in cpack dpkg dpkg-deb dpkg-shlibdeps file; do
+    command -v "$tool" >/dev/null ||
+        die "$tool is missing (scripts/install-deps.sh installs cmake, dpkg-dev and file)"
+done
+
+build=$(cd "$build_arg" && pwd)
+[[ -f $build/CPackConfig.cmake ]] || die "$build is not a configured build directory"
+if grep -q '^WITH_GPU_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then
+    die "$build is a sanitizer build; package a normal one"
+fi
+sim_dir=$build/sim-driver
+[[ -f $sim_dir/libnvidia-ml.so.1 ]] || die "no simulator in $sim_dir (build the nvidia-ml-sim target)"
+project_version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+
+work=$(mktemp -d)
+installed=false
+cleanup() {
+    if $installed; then
+        dpkg -r with-gpu >/dev/null 2>&1 || echo "warning: could not remove with-gpu" >&2
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "-- cpack -G DEB in $build"
+if ! (cd "$build" && cpack -G DEB -B "$work/package") >"$work/cpack.log" 2>&1; then
+    cat "$work/cpack.log" >&2
+    die "cpack failed"
+fi
+debs=("$work"/package/with-gpu_*.deb)
+[[ ${#debs[@]} -eq 1 && -f ${debs[0]} ]] || die "expected one with-gpu_*.deb, got: ${debs[*]}"
+deb=${debs[0]}
+
+# The files the package must hold, and must not.
+files=(
+    /usr/bin/with-gpu
+    /usr/share/man/man1/with-gpu.1.gz
+    /usr/share/bash-completion/completions/with-gpu
+    /usr/share/zsh/vendor-completions/_with-gpu
+    /usr/share/fish/vendor_completions.d/with-gpu.fish
+)
+listing=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\.##')
+for f in "${files[@]}"; do
+    grep -qx -- "$f" <<<"$listing" || die "$f is not in the package"
+done
+if grep -q 'libnvidia-ml' <<<"$listing"; then
+    die "the NVML simulator must not be in the package"
+fi
+version=$(dpkg-deb -f "$deb" Version)
+[[ $version == "$project_version" ]] ||
+    die "package version $version is not the project version $project_version"
+[[ $(dpkg-deb -f "$deb" Section) == utils ]] || die "Section is not utils"
+depends=$(dpkg-deb -f "$deb" Depends)
+[[ $depends == *libc6* ]] || die "Depends ($depends) was not computed from the binary"
+man_version=$(sed -n 's/^\.TH .*"with-gpu \([^"]*\)".*/\1/p' "$source_dir/man/with-gpu.1")
+[[ $man_version == "$project_version" ]] ||
+    die "man/with-gpu.1 says version '$man_version', the project is $project_version (update .TH)"
+echo "   $(basename "$deb"): Depends: $depends"
+
+echo "-- dpkg -i"
+installed=true
+dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || {
+    cat "$work/dpkg-i.log" >&2
+    die "dpkg -i failed"
+}
+[[ $(dpkg-query -W -f='${db:Status-Status}' with-gpu) == installed ]] ||
+    die "dpkg does not list with-gpu as installed"
+
+# A Docker image may tell dpkg not to unpack documentation (path-exclude); dpkg still
+# records such files, so only their presence on disk depends on that.
+excluded() {
+    local rule
+    for rule in $(sed -n 's/^path-exclude[= ]*//p' /etc/dpkg/dpkg.cfg.d/* 2>/dev/null); do
+        # shellcheck disable=SC2053 # the rule is a glob
+        [[ $1 == $rule ]] && return 0
+    done
+    return 1
+}
+registered=$(dpkg -L with-gpu)
+for f in "${files[@]}"; do
+    grep -qx -- "$f" <<<"$registered" || die "dpkg -L does not list $f"
+    if excluded "$f"; then
+        echo "   note: $f is excluded by this machine's dpkg configuration"
+    else
+        [[ -f $f ]] || die "$f was not installed"
+    fi
+done
+
+out=$(/usr/bin/with-gpu --version)
+[[ $out == "with-gpu $version" ]] || die "with-gpu --version printed '$out'"
+echo "   $out"
+
+if ! excluded /usr/share/man/man1/with-gpu.1.gz; then
+    if command -v man >/dev/null; then
+        page=$(man -w with-gpu) || die "man -w with-gpu found no page"
+        [[ $page == /usr/share/man/man1/with-gpu.1.gz ]] || die "man -w with-gpu gave $page"
+    fi
+    if command -v groff >/dev/null; then
+        warnings=$(zcat /usr/share/man/man1/with-gpu.1.gz | groff -man -Tutf8 -ww -z 2>&1)
+        [[ -z $warnings ]] || die "the installed man page renders with warnings: $warnings"
+    fi
+fi
+
+echo "-- the installed with-gpu on the simulated machine"
+export LD_LIBRARY_PATH=$sim_dir
+export WITH_GPU_SIM_MACHINE=$source_dir/sim/machines/a100x8.json
+export WITH_GPU_LOCK_DIR=$work/locks
+out=$(/usr/bin/with-gpu --status) || die "with-gpu --status failed: $out"
+grep -q '8 GPUs' <<<"$out" || die "with-gpu --status did not show the 8 simulated GPUs: $out"
+# shellcheck disable=SC2016 # expanded by the job's shell
+out=$(/usr/bin/with-gpu -q -n 2 -- sh -c 'echo "$CUDA_VISIBLE_DEVICES $WITH_GPU_UUIDS"') ||
+    die "with-gpu -n 2 failed: $out"
+[[ $out =~ ^[0-9]+,[0-9]+\ GPU-[^,]+,GPU-[^,]+$ ]] ||
+    die "the job did not get two GPUs: '$out'"
+echo "   with-gpu -n 2 gave the job: $out"
+set +e
+WITH_GPU_NVML_LIBRARY=$work/no-such-libnvidia-ml.so.1 /usr/bin/with-gpu -q true 2>/dev/null
+rc=$?
+set -e
+[[ $rc -eq 125 ]] || die "without a driver with-gpu exited $rc, not 125"
+unset LD_LIBRARY_PATH WITH_GPU_SIM_MACHINE WITH_GPU_LOCK_DIR
+
+echo "-- the installed completions"
+"$source_dir/tests/install/test_completions.sh" "$build" /usr
+
+echo "-- dpkg -r"
+dpkg -r with-gpu >"$work/dpkg-r.log" 2>&1 || {
+    cat "$work/dpkg-r.log" >&2
+    die "dpkg -r failed"
+}
+installed=false
+status=$(dpkg-query -W -f='${db:Status-Status}' with-gpu 2>/dev/null || true)
+[[ $status != installed ]] || die "with-gpu is still installed after dpkg -r"
+for f in "${files[@]}"; do
+    [[ ! -e $f ]] || die "$f is still there after dpkg -r"
+done
+echo "package test: ok"
