@@ -9,7 +9,8 @@ _with_gpu_status_field()
 {
     local field=$1 program=$2 pattern
     shift 2
-    # The GPU objects are the ones indented by six spaces; processes are nested deeper.
+    # The keys of the GPU objects: in the "gpus" array, indented by six spaces (their
+    # processes are nested deeper).
     case $field in
         index) pattern='s/^      "index": \([0-9][0-9]*\),\{0,1\}$/\1/p' ;;
         name) pattern='s/^      "name": "\(.*\)",\{0,1\}$/\1/p' ;;
@@ -17,13 +18,23 @@ _with_gpu_status_field()
     esac
     local -a runner=()
     type -P timeout >/dev/null && runner=(timeout 2)
-    "${runner[@]}" "$program" --status --json "$@" 2>/dev/null </dev/null | sed -n "$pattern"
+    "${runner[@]}" "$program" --status --json "$@" 2>/dev/null </dev/null |
+        sed -n '/^  "gpus": \[/,/^  \]/'"{$pattern}"
 }
 
 # Words of the GPU names, e.g. "A100-SXM4-80GB" from "NVIDIA A100-SXM4-80GB".
 _with_gpu_name_words()
 {
     _with_gpu_status_field name "$@" | tr ' ' '\n' | grep -vx -e NVIDIA -e '' | sort -u
+}
+
+# Names of the profiles, [profiles.NAME], in the system and the user configuration file.
+_with_gpu_profiles()
+{
+    local user_dir=$HOME/.config
+    [[ ${XDG_CONFIG_HOME-} == /* ]] && user_dir=$XDG_CONFIG_HOME
+    sed -n 's/^[[:space:]]*\[[[:space:]]*profiles\.\([A-Za-z0-9_-]*\)[[:space:]]*\].*/\1/p' \
+        /etc/with-gpu/config.toml "$user_dir/with-gpu/config.toml" 2>/dev/null | sort -u
 }
 
 _with_gpu()
@@ -58,7 +69,7 @@ _with_gpu()
                 ;;
             -n | --count | --min-gpus | --max-gpus | --gpu | --exclude | --gpu-type | \
                 --min-memory | --max-util | --max-temp | --max-power | --timeout | --poll | \
-                -[!-]*n)
+                --profile | -[!-]*n)
                 ((i++))
                 ;;
             -*) ;;
@@ -72,9 +83,10 @@ _with_gpu()
         if declare -F _command_offset >/dev/null; then
             _command_offset "$command_at"
         elif ((command_at == cword)); then
-            COMPREPLY=($(compgen -c -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -c -- "$cur")
         else
-            COMPREPLY=($(compgen -f -- "$cur"))
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         fi
         return
     fi
@@ -85,7 +97,7 @@ _with_gpu()
             local count
             count=$(_with_gpu_status_field index "$program" "${status_args[@]}" | wc -l)
             ((count > 0)) || count=8
-            COMPREPLY=($(compgen -W "$(seq 1 "$count")" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "$(seq 1 "$count")" -- "$cur")
             return
             ;;
         --gpu | --exclude)
@@ -103,7 +115,7 @@ _with_gpu()
                     choices+=" name:"
                 fi
             fi
-            COMPREPLY=($(compgen -P "$head" -W "$choices" -- "$item"))
+            mapfile -t COMPREPLY < <(compgen -P "$head" -W "$choices" -- "$item")
             if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *name: ]]; then
                 compopt -o nospace 2>/dev/null
             fi
@@ -111,39 +123,44 @@ _with_gpu()
             return
             ;;
         --gpu-type)
-            COMPREPLY=($(compgen -W "$(_with_gpu_name_words "$program" "${status_args[@]}")" \
-                -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W \
+                "$(_with_gpu_name_words "$program" "${status_args[@]}")" -- "$cur")
             return
             ;;
         --min-memory)
-            COMPREPLY=($(compgen -W "0 2G 4G 8G 16G 20G 24G 40G 48G 80G" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "0 2G 4G 8G 16G 20G 24G 40G 48G 80G" -- "$cur")
             return
             ;;
         --max-util)
-            COMPREPLY=($(compgen -W "0 5 10 20 50" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "0 5 10 20 50" -- "$cur")
             return
             ;;
         --max-temp)
-            COMPREPLY=($(compgen -W "50 60 70 80 90" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "50 60 70 80 90" -- "$cur")
             return
             ;;
         --max-power)
-            COMPREPLY=($(compgen -W "100 150 200 250 300 400" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "100 150 200 250 300 400" -- "$cur")
             return
             ;;
         --timeout)
-            COMPREPLY=($(compgen -W "30s 5m 10m 30m 1h 2h 12h" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "30s 5m 10m 30m 1h 2h 12h" -- "$cur")
             return
             ;;
         --poll)
-            COMPREPLY=($(compgen -W "1s 2s 5s 10s 30s" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "1s 2s 5s 10s 30s" -- "$cur")
+            return
+            ;;
+        --profile)
+            mapfile -t COMPREPLY < <(compgen -W "$(_with_gpu_profiles)" -- "$cur")
             return
             ;;
         --lock-dir)
             if declare -F _filedir >/dev/null; then
                 _filedir -d
             else
-                COMPREPLY=($(compgen -d -- "$cur"))
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -d -- "$cur")
             fi
             return
             ;;
@@ -151,7 +168,8 @@ _with_gpu()
             if declare -F _filedir >/dev/null; then
                 _filedir
             else
-                COMPREPLY=($(compgen -f -- "$cur"))
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             fi
             return
             ;;
@@ -164,8 +182,9 @@ _with_gpu()
             --min-memory --max-util --max-temp --max-power --require-idle
             --wait --timeout --poll
             --status --dry-run --json
-            --lock-dir --nvml-library -q --quiet -v --verbose -h --help -V --version"
-        COMPREPLY=($(compgen -W "$options" -- "$cur"))
+            --lock-dir --nvml-library -q --quiet -v --verbose --profile --show-config
+            -h --help -V --version"
+        mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
 
@@ -173,7 +192,7 @@ _with_gpu()
     if declare -F _command_offset >/dev/null; then
         _command_offset "$cword"
     else
-        COMPREPLY=($(compgen -c -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -c -- "$cur")
     fi
 }
 complete -F _with_gpu with-gpu

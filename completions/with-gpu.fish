@@ -3,7 +3,7 @@
 # Options whose value is the next word; used to find where the command starts.
 set -g __with_gpu_options_with_value -n --count --min-gpus --max-gpus --gpu --exclude \
     --gpu-type --min-memory --max-util --max-temp --max-power --timeout --poll \
-    --lock-dir --nvml-library
+    --lock-dir --nvml-library --profile
 
 # Succeeds once the command has started (the first word that is neither an option nor an
 # option's value, or anything after "--"): from there on, the words are the command's.
@@ -56,9 +56,19 @@ function __with_gpu_status_field --argument-names field
     end
     set -l runner
     command -q timeout; and set runner timeout 2
-    # The GPU objects are the ones indented by six spaces; processes are nested deeper.
+    # The keys of the GPU objects: in the "gpus" array, indented by six spaces (their
+    # processes are nested deeper).
     $runner $program --status --json $args 2>/dev/null </dev/null |
+        sed -n '/^  "gpus": \[/,/^  \]/p' |
         string replace -rf '^      "'$field'": "?([^"]*?)"?,?$' '$1'
+end
+
+# Names of the profiles, [profiles.NAME], in the system and the user configuration file.
+function __with_gpu_profiles
+    set -l user_dir ~/.config
+    string match -q -- '/*' "$XDG_CONFIG_HOME"; and set user_dir $XDG_CONFIG_HOME
+    cat /etc/with-gpu/config.toml $user_dir/with-gpu/config.toml 2>/dev/null |
+        string replace -rf '^\s*\[\s*profiles\.([A-Za-z0-9_-]+)\s*\].*' '$1' | sort -u
 end
 
 function __with_gpu_counts
@@ -116,6 +126,8 @@ complete -c with-gpu -n $not_in_command -l lock-dir -x -a '(__fish_complete_dire
 complete -c with-gpu -n $not_in_command -l nvml-library -r -F -d 'Load NVML from PATH'
 complete -c with-gpu -n $not_in_command -s q -l quiet -d 'No notes on stderr'
 complete -c with-gpu -n $not_in_command -s v -l verbose -d 'Say which GPUs were chosen and why'
+complete -c with-gpu -n $not_in_command -l profile -x -a '(__with_gpu_profiles)' -d 'Use [profiles.NAME] of the configuration files'
+complete -c with-gpu -n $not_in_command -l show-config -d 'Print the effective settings, then exit'
 complete -c with-gpu -n $not_in_command -s h -l help -d 'Print help and exit'
 complete -c with-gpu -n $not_in_command -s V -l version -d 'Print the version and exit'
 

@@ -4,9 +4,10 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config
-  libcli11-dev nlohmann-json3-dev libfmt-dev libexpected-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libexpected-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   python3 clang-format
+  dpkg-dev file
 )
 
 missing=()

@@ -25,3 +25,6 @@ for preset in dev asan; do
   cmake --build --preset "$preset" -j "$jobs"
   ctest --preset "$preset" -j "$jobs"
 done
+
+echo "== package: build, install, run"
+tests/install/test_deb.sh build

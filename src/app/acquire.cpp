@@ -1,5 +1,6 @@
 #include "app/acquire.hpp"
 
+#include "app/common.hpp"
 #include "app/wait_signals.hpp"
 #include "lock/queue_files.hpp"
 #include "procfs/process_info.hpp"
@@ -19,12 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::int64_t now_unix() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // "350ms", "4.2s", "2m05s": waits are often short, and "0s" would say nothing.
 std::string format_wait(std::chrono::nanoseconds waited) {
     using namespace std::chrono;
@@ -35,17 +30,6 @@ std::string format_wait(std::chrono::nanoseconds waited) {
         return fmt::format("{:.1f}s", duration<double>(waited).count());
     }
     return units::format_duration(duration_cast<seconds>(waited));
-}
-
-std::string join(const std::vector<std::string>& words) {
-    std::string text;
-    for (const auto& w : words) {
-        if (!text.empty()) {
-            text += ' ';
-        }
-        text += w;
-    }
-    return text;
 }
 
 Error no_choice_error(const selection::Decision& decision) {
@@ -239,7 +223,7 @@ Result<Acquired> acquire(const cli::Options& options,
             queue::Ticket mine;
             mine.pid = static_cast<int>(::getpid());
             mine.user = procfs::user_name(::getuid());
-            mine.command = join(options.command);
+            mine.command = join_command(options.command);
             mine.since_unix = now_unix();
             mine.request = request;
             auto entered = lock::QueueTicket::enter(dir, [&](std::uint64_t seq) {

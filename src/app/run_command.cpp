@@ -2,6 +2,7 @@
 // run the job with the claim inherited -> end as the job ended.
 #include "app/acquire.hpp"
 #include "app/commands.hpp"
+#include "app/common.hpp"
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
@@ -20,23 +21,6 @@
 namespace withgpu::app {
 
 namespace {
-
-std::int64_t now_unix() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string join(const std::vector<std::string>& words) {
-    std::string text;
-    for (const auto& w : words) {
-        if (!text.empty()) {
-            text += ' ';
-        }
-        text += w;
-    }
-    return text;
-}
 
 // --dry-run: the decision for every GPU, queue included; exit 0 if a choice would be made now.
 Result<int> show_decision(const cli::Options& options,
@@ -141,7 +125,7 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
     gpu::ClaimHolder holder;
     holder.supervisor_pid = static_cast<int>(::getpid());
     holder.user = procfs::user_name(::getuid());
-    holder.command = join(options.command);
+    holder.command = join_command(options.command);
     holder.since_unix = now_unix();
     // The record is diagnostic (for --status); failing to write it must not stop the job.
     (void)claim.record_holder(holder);

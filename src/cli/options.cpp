@@ -33,6 +33,8 @@ constexpr std::string_view k_examples = R"(Examples:
     with-gpu -- python -m pip list
   Wait in line until two GPUs are free, for at most 2 hours:
     with-gpu --wait --timeout 2h -n 2 python train.py
+  Use a profile from your configuration file:
+    with-gpu --profile llm python serve.py
   See who uses which GPU, or why a request would not be met:
     with-gpu --status
     with-gpu --dry-run -n 2 --min-memory 40G
@@ -45,7 +47,9 @@ suitable GPU is free now; 124 --timeout expired; 125 with-gpu failed (no NVIDIA 
 unsafe lock directory, a request that can never be met); 126 command not executable;
 127 command not found.
 
-Environment: WITH_GPU_LOCK_DIR (default /tmp/with-gpu), WITH_GPU_NVML_LIBRARY.)";
+Settings come from /etc/with-gpu/config.toml, then ~/.config/with-gpu/config.toml
+([defaults] and [profiles.NAME]), then WITH_GPU_* variables (WITH_GPU_MIN_MEMORY,
+WITH_GPU_LOCK_DIR, ...), then flags. See the effective ones with --show-config.)";
 
 // As the original with-gpu: a GPU with less than 2 GiB free is not "free", whatever else.
 constexpr std::uint64_t k_default_min_free_bytes = 2048 * units::mib;
@@ -67,6 +71,8 @@ struct RawValues {
     std::optional<std::string> nvml_library;
     std::optional<std::string> timeout;
     std::optional<std::string> poll;
+    std::optional<std::string> profile;
+    bool show_config = false;
     bool wait = false;
     bool strict = false;
     bool require_idle = false;
@@ -204,22 +210,69 @@ Result<void> fill_request(const RawValues& raw, selection::Request& request) {
     return selection::validate(request);
 }
 
-std::string env_or(const std::map<std::string, std::string>& environment,
-                   const std::string& name,
-                   std::string fallback) {
-    auto it = environment.find(name);
-    return it != environment.end() && !it->second.empty() ? it->second : std::move(fallback);
+// The flags the user typed, as the configuration layer's command-line source.
+std::map<std::string, std::string> command_line_layer(const RawValues& raw) {
+    std::map<std::string, std::string> layer;
+    const std::pair<const char*, const std::optional<std::string>*> texts[] = {
+        {"count", &raw.count},
+        {"min_gpus", &raw.min_gpus},
+        {"max_gpus", &raw.max_gpus},
+        {"gpu", &raw.gpu},
+        {"exclude", &raw.exclude},
+        {"gpu_type", &raw.gpu_type},
+        {"min_memory", &raw.min_memory},
+        {"max_util", &raw.max_util},
+        {"max_temp", &raw.max_temp},
+        {"max_power", &raw.max_power},
+        {"timeout", &raw.timeout},
+        {"poll", &raw.poll},
+        {"lock_dir", &raw.lock_dir},
+        {"nvml_library", &raw.nvml_library},
+    };
+    for (const auto& [key, value] : texts) {
+        if (*value) {
+            layer.emplace(key, **value);
+        }
+    }
+    const std::pair<const char*, bool> flags[] = {
+        {"strict", raw.strict}, {"require_idle", raw.require_idle}, {"wait", raw.wait}};
+    for (const auto& [key, set] : flags) {
+        if (set) {
+            layer.emplace(key, "true");
+        }
+    }
+    return layer;
+}
+
+// The selection and waiting values after every layer was merged, in RawValues form so that
+// one set of parsers (fill_request and below) turns text into typed options.
+RawValues merged_values(const RawValues& typed, const config::Settings& settings) {
+    RawValues merged = typed; // modes and display flags come from the command line only
+    merged.count = settings.text("count");
+    merged.min_gpus = settings.text("min_gpus");
+    merged.max_gpus = settings.text("max_gpus");
+    merged.gpu = settings.text("gpu");
+    merged.exclude = settings.text("exclude");
+    merged.gpu_type = settings.text("gpu_type");
+    merged.min_memory = settings.text("min_memory");
+    merged.max_util = settings.text("max_util");
+    merged.max_temp = settings.text("max_temp");
+    merged.max_power = settings.text("max_power");
+    merged.timeout = settings.text("timeout");
+    merged.poll = settings.text("poll");
+    merged.lock_dir = settings.text("lock_dir");
+    merged.nvml_library = settings.text("nvml_library");
+    merged.strict = settings.is_true("strict");
+    merged.require_idle = settings.is_true("require_idle");
+    merged.wait = settings.is_true("wait");
+    return merged;
 }
 
 } // namespace
 
-const std::vector<std::string>& environment_variables() {
-    static const std::vector<std::string> names{"WITH_GPU_LOCK_DIR", "WITH_GPU_NVML_LIBRARY"};
-    return names;
-}
-
 Result<ParseResult> parse(const std::vector<std::string>& args,
-                          const std::map<std::string, std::string>& environment) {
+                          const std::map<std::string, std::string>& environment,
+                          const ConfigFiles& files) {
     RawValues raw;
     CLI::App app{std::string(k_description), "with-gpu"};
     app.footer(std::string(k_examples));
@@ -303,6 +356,15 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     app.add_flag("-q,--quiet", raw.quiet, "No notes on stderr")->group(setup_group);
     app.add_flag("-v,--verbose", raw.verbose, "Say which GPUs were chosen and why")
         ->group(setup_group);
+    app.add_option("--profile",
+                   raw.profile,
+                   "Use the settings of [profiles.NAME] in the configuration files")
+        ->type_name("NAME")
+        ->group(setup_group);
+    app.add_flag("--show-config",
+                 raw.show_config,
+                 "Print the effective settings and where each came from, then exit")
+        ->group(setup_group);
     app.add_flag("-V,--version", raw.version, "Print the version and exit")->group(setup_group);
 
     std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 parses a reversed vector
@@ -316,6 +378,32 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     if (raw.version) {
         return ParseResult{Information{fmt::format("with-gpu {}\n", WITH_GPU_VERSION)}};
     }
+    if (raw.wait && (raw.status || raw.dry_run)) {
+        return fail(ErrorKind::usage,
+                    "--wait is for running a command",
+                    "--dry-run and --status show the situation now");
+    }
+    if (raw.timeout && (raw.status || raw.dry_run)) {
+        return fail(ErrorKind::usage,
+                    "--timeout is for running a command",
+                    "--dry-run and --status show the situation now");
+    }
+
+    config::Sources sources;
+    sources.system_file = files.system;
+    sources.user_file = files.user;
+    sources.environment = environment;
+    sources.command_line = command_line_layer(raw);
+    sources.profile = raw.profile;
+    auto settings = config::resolve(sources);
+    if (!settings) {
+        return tl::unexpected(settings.error());
+    }
+    if (raw.show_config) {
+        return ParseResult{Information{config::show(*settings)}};
+    }
+    const RawValues typed = raw;
+    raw = merged_values(typed, *settings);
 
     Options options;
     std::vector<std::string> command = app.remaining();
@@ -372,12 +460,8 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
         }
         options.poll = *poll;
     }
-    options.wait = raw.wait || raw.timeout.has_value();
-    if (options.wait && options.mode != Options::Mode::run) {
-        return fail(ErrorKind::usage,
-                    "--wait and --timeout are for running a command",
-                    "--dry-run and --status show the situation now");
-    }
+    // A configured wait = true or timeout simply does not apply to --status and --dry-run.
+    options.wait = options.mode == Options::Mode::run && (raw.wait || raw.timeout.has_value());
     options.json = raw.json;
     options.quiet = raw.quiet;
     options.verbose = raw.verbose;
@@ -386,14 +470,11 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
         return tl::unexpected(filled.error());
     }
 
-    options.lock_dir = raw.lock_dir
-                           ? *raw.lock_dir
-                           : env_or(environment, "WITH_GPU_LOCK_DIR", gpu::default_lock_dir);
+    options.lock_dir = raw.lock_dir.value_or(gpu::default_lock_dir);
     if (options.lock_dir.empty()) {
         return fail(ErrorKind::usage, "--lock-dir must not be empty");
     }
-    options.nvml_library =
-        raw.nvml_library ? *raw.nvml_library : env_or(environment, "WITH_GPU_NVML_LIBRARY", "");
+    options.nvml_library = raw.nvml_library.value_or("");
     return ParseResult{std::move(options)};
 }
 

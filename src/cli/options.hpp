@@ -3,6 +3,7 @@
 // come back as values for app/ to print.
 #pragma once
 
+#include "config/config.hpp"
 #include "selection/select.hpp"
 #include "util/error.hpp"
 
@@ -45,13 +46,18 @@ struct Information {
 
 using ParseResult = std::variant<Options, Information>;
 
-// `args` excludes argv[0]. `environment` holds the variables that stand in for flags
-// (WITH_GPU_LOCK_DIR, WITH_GPU_NVML_LIBRARY); flags win over them. Errors are
-// ErrorKind::usage with a hint.
-[[nodiscard]] Result<ParseResult> parse(const std::vector<std::string>& args,
-                                        const std::map<std::string, std::string>& environment);
+// The configuration files' texts, read by app/ (this module does no I/O).
+struct ConfigFiles {
+    std::optional<config::ConfigFile> system; // config::system_config_path(), if it exists
+    std::optional<config::ConfigFile> user;   // config::user_config_path(...), if it exists
+};
 
-// The environment variables parse() reads, so app/ can collect exactly these.
-[[nodiscard]] const std::vector<std::string>& environment_variables();
+// `args` excludes argv[0]. Settings come from built-in defaults < system file < user file <
+// profile < environment (WITH_GPU_*) < flags (docs/config.md). Errors are ErrorKind::usage
+// with a hint (file:line:column for the files). --help, --version and --show-config come
+// back as Information.
+[[nodiscard]] Result<ParseResult> parse(const std::vector<std::string>& args,
+                                        const std::map<std::string, std::string>& environment,
+                                        const ConfigFiles& files = {});
 
 } // namespace withgpu::cli

@@ -41,8 +41,29 @@ export WITH_GPU_LOCK_DIR=$work/locks
 mkdir "$work/bin"
 ln -s "$program" "$work/bin/with-gpu"
 export PATH=$work/bin:$PATH
+# A private user configuration with two profiles (and no fish configuration at all).
+export XDG_CONFIG_HOME=$work/config
+mkdir -p "$XDG_CONFIG_HOME/with-gpu"
+printf '[defaults]\nmax_util = 50\n\n[profiles.llm]\nmin_gpus = 2\n\n[ profiles.small ]\ncount = 1\n' \
+    >"$XDG_CONFIG_HOME/with-gpu/config.toml"
 
 bash -n "$bash_file" || fail "bash -n $bash_file"
+
+# Every option that `with-gpu --help` lists must be completed by every shell.
+mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | tr ',' '\n')
+((${#options[@]} > 20)) || fail "could not read the options from with-gpu --help"
+has_word() { # FILE REGEX: REGEX occurs, not as part of a longer option name
+    grep -qE -- "(^|[^a-z-])$2([^a-z-]|\$)" "$1"
+}
+for option in "${options[@]}"; do
+    has_word "$bash_file" "$option" || fail "$option is missing from $bash_file"
+    has_word "$zsh_file" "$option" || fail "$option is missing from $zsh_file"
+    if [[ $option == --* ]]; then
+        has_word "$fish_file" "-l ${option#--}" || fail "$option is missing from $fish_file"
+    else
+        has_word "$fish_file" "-s ${option#-}" || fail "$option is missing from $fish_file"
+    fi
+done
 
 # Prints what bash offers (sorted, space-separated) for a command line ending at the cursor.
 # Uses bash-completion when it is installed (as an interactive shell would), plain bash if not.
@@ -68,6 +89,12 @@ expect() { # SHELL LINE EXPECTED ACTUAL
         fail "$1 completion of '$2': expected '$3', got '$4'"
     fi
 }
+# Profiles: the system file of this machine may add its own.
+expect_profiles() { # SHELL ACTUAL
+    if [[ " $2" != *" llm "* || " $2" != *" small "* ]]; then
+        fail "$1 completion of 'with-gpu --profile ': expected llm and small, got '$2'"
+    fi
+}
 
 expect bash "with-gpu --min-m" "--min-memory " "$(bash_offers "with-gpu --min-m")"
 expect bash "with-gpu --wa" "--wait " "$(bash_offers "with-gpu --wa")"
@@ -80,6 +107,8 @@ expect bash "with-gpu --gpu-type A" "A100-SXM4-80GB " "$(bash_offers "with-gpu -
 expect bash "with-gpu -n 2 --gpu 1 --poll 5s whoam" "whoami " \
     "$(bash_offers "with-gpu -n 2 --gpu 1 --poll 5s whoam")"
 expect bash "with-gpu -- whoam" "whoami " "$(bash_offers "with-gpu -- whoam")"
+expect bash "with-gpu --profile llm whoam" "whoami " "$(bash_offers "with-gpu --profile llm whoam")"
+expect_profiles bash "$(bash_offers "with-gpu --profile ")"
 # Without a driver there are no GPUs to offer, and nothing breaks.
 offers=$(WITH_GPU_NVML_LIBRARY=$work/no-such-libnvidia-ml.so bash_offers "with-gpu --gpu " 2>&1)
 expect bash "with-gpu --gpu (no driver)" "" "$offers"
@@ -93,8 +122,9 @@ fi
 if command -v fish >/dev/null; then
     fish -n "$fish_file" || fail "fish -n $fish_file"
     fish_offers() {
-        # A private configuration, so that a user's own completions do not interfere.
-        XDG_CONFIG_HOME=$work/fish-config XDG_DATA_HOME=$work/fish-data \
+        # XDG_CONFIG_HOME (above) and XDG_DATA_HOME are private: no user completions interfere.
+        # shellcheck disable=SC2016 # $argv is fish's, expanded by fish
+        XDG_DATA_HOME=$work/fish-data \
             fish -c 'source $argv[1]; complete -C $argv[2] | string replace -r "\t.*" ""' \
             "$fish_file" "$1" | sort -u | tr '\n' ' '
     }
@@ -104,6 +134,9 @@ if command -v fish >/dev/null; then
         "$(fish_offers "with-gpu --gpu 1,2,")"
     expect fish "with-gpu -n 2 --gpu 1 whoam" "whoami " "$(fish_offers "with-gpu -n 2 --gpu 1 whoam")"
     expect fish "with-gpu -- whoam" "whoami " "$(fish_offers "with-gpu -- whoam")"
+    expect fish "with-gpu --profile llm whoam" "whoami " \
+        "$(fish_offers "with-gpu --profile llm whoam")"
+    expect_profiles fish "$(fish_offers "with-gpu --profile ")"
 else
     echo "note: fish is not installed; with-gpu.fish not checked"
 fi

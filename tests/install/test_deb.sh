@@ -6,8 +6,10 @@
 #
 #   tests/install/test_deb.sh BUILD_DIR
 #
-# Needs root (dpkg -i); skips otherwise. It also skips rather than replace a with-gpu that
-# is already installed in /usr/bin. The package is removed again even if a check fails.
+# First it checks the man page and the completions of the source tree against
+# `BUILD_DIR/bin/with-gpu --help`; that part needs nothing but the build. Installing needs
+# root (dpkg -i): without it, that part is skipped. It is also skipped rather than replace a
+# with-gpu that is already installed. The package is removed again even if a check fails.
 set -euo pipefail
 
 build_arg=${1:?usage: $0 BUILD_DIR}
@@ -22,10 +24,40 @@ die() {
     exit 1
 }
 
+build=$(cd "$build_arg" && pwd)
+[[ -f $build/CPackConfig.cmake ]] || die "$build is not a configured build directory"
+if grep -q '^WITH_GPU_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then
+    die "$build is a sanitizer build; package a normal one"
+fi
+sim_dir=$build/sim-driver
+[[ -f $sim_dir/libnvidia-ml.so.1 ]] || die "no simulator in $sim_dir (build the nvidia-ml-sim target)"
+project_version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+program=$build/bin/with-gpu
+[[ -x $program ]] || die "no $program (build the with-gpu target)"
+
+echo "-- the man page and the completions of the source tree"
+man_page=$source_dir/man/with-gpu.1
+man_version=$(sed -n 's/^\.TH .*"with-gpu \([^"]*\)".*/\1/p' "$man_page")
+[[ $man_version == "$project_version" ]] ||
+    die "man/with-gpu.1 says version '$man_version', the project is $project_version (update .TH)"
+# Every option of `with-gpu --help` is documented ("\-" is how roff writes "-").
+mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | tr ',' '\n')
+((${#options[@]} > 20)) || die "could not read the options from with-gpu --help"
+man_text=$(sed 's/\\-/-/g' "$man_page")
+for option in "${options[@]}"; do
+    grep -qE -- "(^|[^a-z-])$option([^a-z-]|\$)" <<<"$man_text" ||
+        die "$option (in with-gpu --help) is not in man/with-gpu.1"
+done
+if command -v groff >/dev/null; then
+    warnings=$(groff -man -Tutf8 -ww -z "$man_page" 2>&1)
+    [[ -z $warnings ]] || die "man/with-gpu.1 renders with warnings: $warnings"
+fi
+"$source_dir/tests/install/test_completions.sh" "$build"
+
 if [[ $(id -u) -ne 0 ]]; then
     skip "installing a .deb needs root (run as root, e.g. in a container)"
 fi
-if dpkg-query -W -f='${db:Status-Status}' with-gpu 2>/dev/null | grep -qx installed; then
+if [[ $(dpkg-query -W -f='${db:Status-Status}' with-gpu 2>/dev/null) == installed ]]; then
     skip "a with-gpu package is already installed on this machine; not replacing it"
 fi
 if [[ -e /usr/bin/with-gpu ]]; then
@@ -35,15 +67,6 @@ for tool in cpack dpkg dpkg-deb dpkg-shlibdeps file; do
     command -v "$tool" >/dev/null ||
         die "$tool is missing (scripts/install-deps.sh installs cmake, dpkg-dev and file)"
 done
-
-build=$(cd "$build_arg" && pwd)
-[[ -f $build/CPackConfig.cmake ]] || die "$build is not a configured build directory"
-if grep -q '^WITH_GPU_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then
-    die "$build is a sanitizer build; package a normal one"
-fi
-sim_dir=$build/sim-driver
-[[ -f $sim_dir/libnvidia-ml.so.1 ]] || die "no simulator in $sim_dir (build the nvidia-ml-sim target)"
-project_version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 
 work=$(mktemp -d)
 installed=false
@@ -85,9 +108,6 @@ version=$(dpkg-deb -f "$deb" Version)
 [[ $(dpkg-deb -f "$deb" Section) == utils ]] || die "Section is not utils"
 depends=$(dpkg-deb -f "$deb" Depends)
 [[ $depends == *libc6* ]] || die "Depends ($depends) was not computed from the binary"
-man_version=$(sed -n 's/^\.TH .*"with-gpu \([^"]*\)".*/\1/p' "$source_dir/man/with-gpu.1")
-[[ $man_version == "$project_version" ]] ||
-    die "man/with-gpu.1 says version '$man_version', the project is $project_version (update .TH)"
 echo "   $(basename "$deb"): Depends: $depends"
 
 echo "-- dpkg -i"
@@ -103,10 +123,10 @@ dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || {
 # records such files, so only their presence on disk depends on that.
 excluded() {
     local rule
-    for rule in $(sed -n 's/^path-exclude[= ]*//p' /etc/dpkg/dpkg.cfg.d/* 2>/dev/null); do
+    while read -r rule; do
         # shellcheck disable=SC2053 # the rule is a glob
-        [[ $1 == $rule ]] && return 0
-    done
+        [[ -n $rule && $1 == $rule ]] && return 0
+    done < <(sed -n 's/^path-exclude[= ]*//p' /etc/dpkg/dpkg.cfg.d/* 2>/dev/null)
     return 1
 }
 registered=$(dpkg -L with-gpu)
@@ -138,6 +158,7 @@ echo "-- the installed with-gpu on the simulated machine"
 export LD_LIBRARY_PATH=$sim_dir
 export WITH_GPU_SIM_MACHINE=$source_dir/sim/machines/a100x8.json
 export WITH_GPU_LOCK_DIR=$work/locks
+export XDG_CONFIG_HOME=$work/no-config # the user's own settings must not change the outcome
 out=$(/usr/bin/with-gpu --status) || die "with-gpu --status failed: $out"
 grep -q '8 GPUs' <<<"$out" || die "with-gpu --status did not show the 8 simulated GPUs: $out"
 # shellcheck disable=SC2016 # expanded by the job's shell
@@ -151,7 +172,7 @@ WITH_GPU_NVML_LIBRARY=$work/no-such-libnvidia-ml.so.1 /usr/bin/with-gpu -q true 
 rc=$?
 set -e
 [[ $rc -eq 125 ]] || die "without a driver with-gpu exited $rc, not 125"
-unset LD_LIBRARY_PATH WITH_GPU_SIM_MACHINE WITH_GPU_LOCK_DIR
+unset LD_LIBRARY_PATH WITH_GPU_SIM_MACHINE WITH_GPU_LOCK_DIR XDG_CONFIG_HOME
 
 echo "-- the installed completions"
 "$source_dir/tests/install/test_completions.sh" "$build" /usr

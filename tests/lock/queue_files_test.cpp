@@ -81,24 +81,30 @@ TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
     ASSERT_TRUE(gone.has_value());
     EXPECT_TRUE(*gone); // a ticket that does not exist has left
 
-    int ready[2];
+    int ready[2]; // child -> parent
+    int go[2];    // parent -> child
     ASSERT_EQ(::pipe(ready), 0);
+    ASSERT_EQ(::pipe(go), 0);
     const pid_t child = start_child([&] {
         auto t = QueueTicket::enter(*m_dir, [](std::uint64_t) { return std::string("x\n"); });
         (void)!::write(ready[1], "r", 1);
-        char go = 0;
-        (void)!::read(ready[0], &go, 1); // until the parent is blocked (or not: either works)
-        return 0;                        // leaves the queue on exit
+        char c = 0;
+        (void)!::read(go[0], &c, 1); // hold the ticket until told to leave
+        return 0;                    // leaves the queue on exit
     });
     char c = 0;
     ASSERT_EQ(::read(ready[0], &c, 1), 1);
-    (void)!::write(ready[1], "g", 1);
-    auto left = wait_for_ticket(*m_dir, 1);
+    auto alive = read_queue(*m_dir);
+    ASSERT_TRUE(alive.has_value());
+    EXPECT_EQ(alive->size(), 1U);
+    (void)!::write(go[1], "g", 1);
+    auto left = wait_for_ticket(*m_dir, 1); // blocks until the child has left
     ASSERT_TRUE(left.has_value());
     EXPECT_TRUE(*left);
     EXPECT_EQ(wait_for(child), 0);
-    ::close(ready[0]);
-    ::close(ready[1]);
+    for (int fd : {ready[0], ready[1], go[0], go[1]}) {
+        ::close(fd);
+    }
 }
 
 TEST_F(QueueFilesTest, ReleaseWatchWakesOnAClaimEndingAndTimesOutOtherwise) {

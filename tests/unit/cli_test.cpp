@@ -90,13 +90,60 @@ TEST(CliTest, MinAndMaxGpus) {
     EXPECT_EQ(o.request.max_gpus, 4U);
 }
 
+TEST(CliTest, ConfigurationFilesAndProfiles) {
+    ConfigFiles files;
+    files.system = config::ConfigFile{"/etc/with-gpu/config.toml",
+                                      "[defaults]\nlock_dir = \"/srv/gpu-locks\"\n"
+                                      "banned = [\"name:T4\"]\n"};
+    files.user = config::ConfigFile{"/home/a/.config/with-gpu/config.toml",
+                                    "[defaults]\nmax_util = 10\n[profiles.llm]\n"
+                                    "min_memory = \"40G\"\ncount = 2\nwait = true\n"};
+    auto parsed = parse({"--profile", "llm", "true"}, {}, files);
+    ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
+    const auto& o = std::get<Options>(*parsed);
+    EXPECT_EQ(o.lock_dir, "/srv/gpu-locks");
+    EXPECT_EQ(*o.request.max_utilization_percent, 10U);
+    EXPECT_EQ(*o.request.min_free_bytes, 40ULL << 30U);
+    EXPECT_EQ(o.request.min_gpus, 2U);
+    EXPECT_TRUE(o.wait);
+    ASSERT_EQ(o.request.exclude.size(), 1U); // banned GPUs are always excluded
+    EXPECT_EQ(o.request.exclude[0].kind, selection::GpuRef::Kind::name_substring);
+
+    // Flags beat the profile; a configured wait does not apply to --status.
+    parsed = parse({"--profile", "llm", "-n", "1", "--min-memory", "1G", "true"}, {}, files);
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(std::get<Options>(*parsed).request.min_gpus, 1U);
+    EXPECT_EQ(*std::get<Options>(*parsed).request.min_free_bytes, 1ULL << 30U);
+    parsed = parse({"--profile", "llm", "--status"}, {}, files);
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_FALSE(std::get<Options>(*parsed).wait);
+
+    auto shown = parse({"--profile", "llm", "--show-config"}, {}, files);
+    ASSERT_TRUE(shown.has_value());
+    const auto& text = std::get<Information>(*shown).text;
+    EXPECT_NE(text.find("min_memory"), std::string::npos) << text;
+    EXPECT_NE(text.find("profile llm"), std::string::npos) << text;
+
+    auto bad =
+        parse({"true"},
+              {},
+              ConfigFiles{std::nullopt, config::ConfigFile{"u.toml", "[defaults]\nmax_utl = 5\n"}});
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().kind, ErrorKind::usage);
+    EXPECT_EQ(bad.error().message.rfind("u.toml:2:1", 0), 0U) << bad.error().message;
+}
+
 TEST(CliTest, EnvironmentStandsInForFlagsAndFlagsWin) {
     std::map<std::string, std::string> env{{"WITH_GPU_LOCK_DIR", "/srv/locks"},
-                                           {"WITH_GPU_NVML_LIBRARY", "/opt/libnvidia-ml.so.1"}};
+                                           {"WITH_GPU_NVML_LIBRARY", "/opt/libnvidia-ml.so.1"},
+                                           {"WITH_GPU_MAX_UTIL", "20"}};
     auto o = options_of({"true"}, env);
     EXPECT_EQ(o.lock_dir, "/srv/locks");
     EXPECT_EQ(o.nvml_library, "/opt/libnvidia-ml.so.1");
-    o = options_of({"--lock-dir", "/other", "--nvml-library", "x.so", "true"}, env);
+    EXPECT_EQ(*o.request.max_utilization_percent, 20U);
+    o = options_of({"--lock-dir", "/other", "--nvml-library", "x.so", "--max-util", "5", "true"},
+                   env);
+    EXPECT_EQ(*o.request.max_utilization_percent, 5U);
     EXPECT_EQ(o.lock_dir, "/other");
     EXPECT_EQ(o.nvml_library, "x.so");
 }
