@@ -72,6 +72,7 @@ struct RawValues {
     std::optional<std::string> timeout;
     std::optional<std::string> poll;
     std::optional<std::string> profile;
+    std::optional<std::string> watch;
     bool show_config = false;
     bool wait = false;
     bool strict = false;
@@ -337,6 +338,11 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     const std::string view_group = "Looking instead of running";
     app.add_flag("--status", raw.status, "Show every GPU, its processes and its claim holder")
         ->group(view_group);
+    app.add_option(
+           "--watch", raw.watch, "With --status: redraw every INTERVAL (default 2s) until Ctrl-C")
+        ->type_name("[INTERVAL]")
+        ->expected(0, 1)
+        ->group(view_group);
     app.add_flag("--dry-run", raw.dry_run, "Show what would be chosen and why; run nothing")
         ->group(view_group);
     app.add_flag("--json", raw.json, "Machine-readable output for --status and --dry-run")
@@ -377,6 +383,10 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     }
     if (raw.version) {
         return ParseResult{Information{fmt::format("with-gpu {}\n", WITH_GPU_VERSION)}};
+    }
+    if (raw.watch && !raw.status) {
+        return fail(
+            ErrorKind::usage, "--watch is for --status", "e.g. with-gpu --status --watch 1s");
     }
     if (raw.wait && (raw.status || raw.dry_run)) {
         return fail(ErrorKind::usage,
@@ -463,6 +473,25 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     // A configured wait = true or timeout simply does not apply to --status and --dry-run.
     options.wait = options.mode == Options::Mode::run && (raw.wait || raw.timeout.has_value());
     options.json = raw.json;
+    if (raw.watch) {
+        if (!raw.status) {
+            return fail(
+                ErrorKind::usage, "--watch is for --status", "e.g. with-gpu --status --watch 1s");
+        }
+        if (raw.json) {
+            return fail(ErrorKind::usage,
+                        "--watch redraws a table; it cannot be combined with --json",
+                        "for a stream of JSON, run with-gpu --status --json in a loop");
+        }
+        auto interval =
+            raw.watch->empty() ? units::parse_duration("2s") : units::parse_duration(*raw.watch);
+        if (!interval || interval->count() < 100) {
+            return fail(ErrorKind::usage,
+                        fmt::format("--watch: invalid interval \"{}\"", *raw.watch),
+                        "e.g. --watch, --watch 1s, --watch 500ms (at least 100ms)");
+        }
+        options.watch = *interval;
+    }
     options.quiet = raw.quiet;
     options.verbose = raw.verbose;
 

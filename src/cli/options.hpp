@@ -24,6 +24,8 @@ struct Options {
     };
     Mode mode = Mode::run;
     bool json = false;
+    // --watch [INTERVAL] with --status: redraw every INTERVAL (default 2s) until Ctrl-C.
+    std::optional<std::chrono::milliseconds> watch;
     bool quiet = false;   // -q: no notes on stderr
     bool verbose = false; // -v: say which GPUs were chosen and why others were not
 
