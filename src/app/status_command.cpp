@@ -1,4 +1,4 @@
-// --status: every GPU with its figures, processes and claim holder.
+// --status: every GPU with its figures, processes and claim holder; --watch redraws it.
 #include "app/acquire.hpp"
 #include "app/commands.hpp"
 #include "app/exit_code.hpp"
@@ -8,10 +8,210 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 namespace withgpu::app {
+
+namespace {
+
+constexpr unsigned fallback_width = 100; // a pipe, or a terminal that will not say
+
+constexpr const char* clear_screen = "\033[H\033[2J"; // cursor home, then clear
+constexpr const char* hide_cursor = "\033[?25l";
+constexpr const char* show_cursor = "\033[?25h";
+
+// What the watch handlers tell the loop. The one mutable global of this file: a signal
+// handler can reach nothing else. Bits are set by the handlers (which block every other
+// signal while they run) and read and cleared by the loop only while the signals are blocked.
+constexpr sig_atomic_t watch_stop = 1;
+constexpr sig_atomic_t watch_resize = 2;
+volatile sig_atomic_t g_watch_events = 0; // NOLINT: written by signal handlers
+
+void on_watch_signal(int sig) {
+    g_watch_events = g_watch_events | (sig == SIGWINCH ? watch_resize : watch_stop);
+}
+
+// Ctrl-C, kill, a closed terminal and a resized one, caught for the time of the watch so that
+// the loop can restore the terminal and exit 0. Restores the previous handlers on the way out.
+class WatchSignals {
+  public:
+    WatchSignals() {
+        g_watch_events = 0;
+        sigemptyset(&m_set);
+        struct sigaction action {};
+        sigfillset(&action.sa_mask);
+        action.sa_flags = SA_RESTART; // output is never cut short; ppoll still returns EINTR
+        action.sa_handler = on_watch_signal;
+        for (std::size_t i = 0; i < signals.size(); ++i) {
+            sigaddset(&m_set, signals[i]);
+            ::sigaction(signals[i], nullptr, &m_previous[i]);
+            // A signal the user's shell ignores (nohup, background jobs) stays ignored.
+            if (m_previous[i].sa_handler != SIG_IGN) {
+                ::sigaction(signals[i], &action, nullptr);
+            }
+        }
+    }
+    WatchSignals(const WatchSignals&) = delete;
+    WatchSignals& operator=(const WatchSignals&) = delete;
+    ~WatchSignals() {
+        for (std::size_t i = 0; i < signals.size(); ++i) {
+            ::sigaction(signals[i], &m_previous[i], nullptr);
+        }
+    }
+
+    // Sleeps for `interval` unless a signal comes first; returns the events seen (and clears
+    // them). Race-free: the signals stay blocked from the check until ppoll atomically
+    // unblocks them, so one arriving in between interrupts ppoll instead of being missed.
+    [[nodiscard]] sig_atomic_t sleep(std::chrono::milliseconds interval) const {
+        sigset_t previous;
+        ::sigprocmask(SIG_BLOCK, &m_set, &previous);
+        if (g_watch_events == 0) {
+            timespec timeout{};
+            timeout.tv_sec = static_cast<time_t>(interval.count() / 1000);
+            timeout.tv_nsec = static_cast<long>((interval.count() % 1000) * 1000000);
+            (void)::ppoll(nullptr, 0, &timeout, &previous); // EINTR is the point
+        }
+        const sig_atomic_t events = g_watch_events;
+        g_watch_events = 0;
+        ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+        return events;
+    }
+
+  private:
+    static constexpr std::array<int, 4> signals{SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+    sigset_t m_set{};
+    std::array<struct sigaction, signals.size()> m_previous{};
+};
+
+// Hides the cursor while watching on a terminal, and shows it again however the watch ends.
+class CursorGuard {
+  public:
+    explicit CursorGuard(bool terminal) : m_terminal(terminal) {
+        if (m_terminal) {
+            fmt::print("{}", hide_cursor);
+            std::fflush(stdout);
+        }
+    }
+    CursorGuard(const CursorGuard&) = delete;
+    CursorGuard& operator=(const CursorGuard&) = delete;
+    ~CursorGuard() {
+        // The final newline leaves the shell prompt below the board, not on its last line.
+        fmt::print("{}\n", m_terminal ? show_cursor : "");
+        std::fflush(stdout);
+    }
+
+  private:
+    bool m_terminal;
+};
+
+unsigned terminal_width() {
+    winsize size{};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+        return size.ws_col;
+    }
+    return fallback_width;
+}
+
+// Colour only for a person looking at a terminal that can show it (https://no-color.org).
+report::Style choose_style(const ProcessEnvironment& env) {
+    report::Style style;
+    const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+    const auto no_color = env.get("NO_COLOR");
+    const auto term = env.get("TERM");
+    style.color = terminal && (!no_color || no_color->empty()) && (!term || *term != "dumb");
+    style.width = terminal_width();
+    return style;
+}
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string format_interval(std::chrono::milliseconds interval) {
+    return interval.count() % 1000 == 0 ? fmt::format("{}s", interval.count() / 1000)
+                                        : fmt::format("{}ms", interval.count());
+}
+
+// "with-gpu --status · every 2s · 10:03:07 · Ctrl-C to quit", in local time.
+std::string
+watch_header(std::chrono::milliseconds interval, std::int64_t now, const report::Style& style) {
+    const auto t = static_cast<std::time_t>(now);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    return report::paint(
+               fmt::format("with-gpu --status · every {} · {:02}:{:02}:{:02} · Ctrl-C to quit",
+                           format_interval(interval),
+                           tm.tm_hour,
+                           tm.tm_min,
+                           tm.tm_sec),
+               report::Tone::dim,
+               style) +
+           "\n";
+}
+
+// One look at the machine and the lock directory, drawn.
+Result<std::string>
+render(const nvml::Nvml& nvml, const cli::Options& options, const report::Style& style) {
+    auto machine = nvml.snapshot();
+    if (!machine) {
+        return tl::unexpected(machine.error());
+    }
+    auto view = current_view(options.lock_dir, *machine);
+    if (!view) {
+        return tl::unexpected(view.error());
+    }
+    if (options.json) {
+        return report::status_json(*machine, view->claims, view->queue).dump(2) + "\n";
+    }
+    return report::status_table(*machine, view->claims, view->queue, unix_now(), style);
+}
+
+Result<int> watch(const nvml::Nvml& nvml,
+                  const cli::Options& options,
+                  const ProcessEnvironment& env,
+                  std::chrono::milliseconds interval) {
+    const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+    // The first look fails the way a plain --status would; later ones show the error in the
+    // frame and keep watching (a driver hiccup should not end the watch).
+    report::Style style = choose_style(env);
+    auto first = render(nvml, options, style);
+    if (!first) {
+        return tl::unexpected(first.error());
+    }
+    const WatchSignals signals;
+    const CursorGuard cursor(terminal);
+    std::string board = std::move(*first);
+    for (;;) {
+        // A pipe gets the frames one after another, with no escape sequences at all.
+        fmt::print("{}{}{}",
+                   terminal ? clear_screen : "\n",
+                   watch_header(interval, unix_now(), style),
+                   board);
+        std::fflush(stdout);
+        if ((signals.sleep(interval) & watch_stop) != 0) {
+            return exit_ok;
+        }
+        style = choose_style(env); // the terminal may have been resized
+        auto next = render(nvml, options, style);
+        board = next ? std::move(*next)
+                     : report::paint(fmt::format("with-gpu: {}\n", next.error().message),
+                                     report::Tone::red,
+                                     style);
+    }
+}
+
+} // namespace
 
 Result<LockView> current_view(const std::string& lock_dir, const gpu::MachineSnapshot& machine) {
     if (!std::filesystem::exists(lock_dir)) {
@@ -36,29 +236,20 @@ Result<LockView> current_view(const std::string& lock_dir, const gpu::MachineSna
     return LockView{std::move(*claims), std::move(*queue)};
 }
 
-Result<int> status_command(const cli::Options& options, const ProcessEnvironment& /*env*/) {
+Result<int> status_command(const cli::Options& options, const ProcessEnvironment& env) {
+    // Opened once: a watch re-reads the GPUs through the same session.
     auto nvml = nvml::Nvml::open(options.nvml_library);
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
-    auto machine = nvml->snapshot();
-    if (!machine) {
-        return tl::unexpected(machine.error());
+    if (options.watch && !options.json) {
+        return watch(*nvml, options, env, *options.watch);
     }
-
-    auto view = current_view(options.lock_dir, *machine);
-    if (!view) {
-        return tl::unexpected(view.error());
+    auto board = render(*nvml, options, choose_style(env));
+    if (!board) {
+        return tl::unexpected(board.error());
     }
-
-    if (options.json) {
-        fmt::print("{}\n", report::status_json(*machine, view->claims, view->queue).dump(2));
-    } else {
-        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-        fmt::print("{}", report::status_table(*machine, view->claims, view->queue, now));
-    }
+    fmt::print("{}", *board);
     return exit_ok;
 }
 

@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import re
 import subprocess
 import unittest
 
@@ -45,7 +46,8 @@ class StatusTest(Case):
             self.assertIsNone(g[field], field)
         self.assertIsNone(g["processes"][0]["used_memory_mib"])
         r = self.run_wg("--status")
-        self.assertIn("n/a", r.stdout)
+        self.assertRegex(r.stdout, r"\n  0  A100-SXM4-80GB +\[.*\] +0/80 GiB +n/a +n/a +n/a  free\n")
+        self.assertIn("pid 4100002", r.stdout)
 
     def test_a_lost_gpu_is_reported_and_the_others_shown(self):
         self.machine([gpu(0, lost=True), gpu(1)])
@@ -55,7 +57,8 @@ class StatusTest(Case):
         self.assertEqual(doc["gpus"][1]["memory_total_mib"], 80 * GIB)
         r = self.run_wg("--status")
         self.assertEqual(r.returncode, 0)
-        self.assertIn("error:", r.stdout)
+        self.assertRegex(r.stdout, r"\n  0  .*error: GPU is lost")
+        self.assertRegex(r.stdout, r"\n  1  A100-SXM4-80GB ")
 
     def test_no_gpus(self):
         self.machine([])
@@ -84,6 +87,8 @@ class StatusTest(Case):
     def test_claim_holder_is_shown_while_a_job_runs(self):
         self.machine([gpu(0), gpu(1, memory_total_mib=40 * GIB)])
         job = self.popen_wg("sh", "-c", "echo ready; exec sleep 300")
+        self.addCleanup(job.stderr.close)
+        self.addCleanup(job.stdout.close)
         self.assertEqual(job.stdout.readline(), "ready\n")
         claim = self.wait_until(lambda: (c := self.claim_of(0)) and c.get("pid") and c, what="claim record")
         self.assertEqual(claim["user"], pwd.getpwuid(os.getuid()).pw_name)
@@ -92,7 +97,9 @@ class StatusTest(Case):
         self.assertRegex(claim["since"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertIsNone(self.claim_of(1))
         table = self.run_wg("--status").stdout
-        self.assertIn("claimed by", table)
+        self.assertRegex(table, r"\n  0  A100-SXM4-80GB .* claimed by " + re.escape(claim["user"]) + r" \d+s\n")
+        self.assertRegex(table, r"\n  1  A100-SXM4-80GB .* 0/40 GiB .* free\n")
+        self.assertNotIn("\033", table)
         job.terminate()
         job.wait(timeout=30)
         self.assertIsNone(self.claim_of(0), "the claim must end with the job")

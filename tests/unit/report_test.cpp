@@ -81,14 +81,16 @@ TEST(StatusTableTest, ShowsFiguresProcessesClaimsAndErrors) {
     claims["GPU-aaaa"] = gpu::ClaimHolder{4242, std::nullopt, "alice", "train", 1000};
     auto table = status_table(machine(), claims, {}, 1000 + 2 * 3600 + 13 * 60);
     EXPECT_NE(table.find("NVIDIA driver 550.54.15, 3 GPUs"), std::string::npos) << table;
-    EXPECT_NE(table.find("20 GiB / 80 GiB"), std::string::npos) << table;
+    EXPECT_NE(table.find("[███░░░░░░░░░] 20/80 GiB"), std::string::npos) << table;
     EXPECT_NE(table.find("87%"), std::string::npos);
     EXPECT_NE(table.find("71°C"), std::string::npos);
     EXPECT_NE(table.find("312/400 W"), std::string::npos);
-    EXPECT_NE(table.find("claimed by alice (pid 4242) for 2h13m"), std::string::npos) << table;
+    EXPECT_NE(table.find("claimed by alice 2h13m"), std::string::npos) << table;
     EXPECT_NE(table.find("python train.py"), std::string::npos);
     EXPECT_NE(table.find("error: GPU is lost"), std::string::npos);
     EXPECT_NE(table.find("n/a"), std::string::npos); // the T4's unknown utilisation
+    EXPECT_NE(table.find("free"), std::string::npos);
+    EXPECT_EQ(table.find('\033'), std::string::npos); // plain unless asked for colour
 }
 
 TEST(DecisionReportTest, JsonAndTextCarryEveryVerdict) {
