@@ -51,9 +51,6 @@ Settings come from /etc/with-gpu/config.toml, then ~/.config/with-gpu/config.tom
 ([defaults] and [profiles.NAME]), then WITH_GPU_* variables (WITH_GPU_MIN_MEMORY,
 WITH_GPU_LOCK_DIR, ...), then flags. See the effective ones with --show-config.)";
 
-// As the original with-gpu: a GPU with less than 2 GiB free is not "free", whatever else.
-constexpr std::uint64_t k_default_min_free_bytes = 2048 * units::mib;
-
 // Values exactly as typed, converted by our own parsers so that every error names the flag
 // and says what is accepted.
 struct RawValues {
@@ -177,8 +174,6 @@ Result<void> fill_request(const RawValues& raw, selection::Request& request) {
             return tl::unexpected(error);
         }
         request.min_free_bytes = *bytes;
-    } else {
-        request.min_free_bytes = k_default_min_free_bytes;
     }
     if (raw.max_util) {
         auto pct = parse_with_unit("--max-util", *raw.max_util, '%');
