@@ -27,8 +27,8 @@ step "with-gpu -n 2 --min-memory 60G -- sh -c 'echo ...'"
 with-gpu -n 2 --min-memory 60G -- sh -c \
   'echo "the job sees CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES CUDA_DEVICE_ORDER=$CUDA_DEVICE_ORDER"'
 
-step "with-gpu -n 4 -- sleep 30 &   (a long job claims four GPUs)"
-with-gpu -n 4 -- sleep 30 &
+step "with-gpu -n 4 -- sleep 3 &   (a job claims four GPUs for 3 seconds)"
+with-gpu -n 4 -- sleep 3 &
 until with-gpu --status --json | grep -q '"supervisor_pid"'; do sleep 0.05; done
 with-gpu --status
 
@@ -37,6 +37,10 @@ with-gpu -n 2 -- sh -c 'echo "the second job got GPUs $CUDA_VISIBLE_DEVICES"'
 
 step "with-gpu -n 2 --min-memory 40G --max-util 10 true   (nothing suitable left: exit 75)"
 with-gpu -n 2 --min-memory 40G --max-util 10 true || echo "exit status $?"
+
+step "with-gpu --wait -n 2 --min-memory 40G --max-util 10 -- sh -c 'echo ...'   (wait in line)"
+with-gpu --wait -n 2 --min-memory 40G --max-util 10 -- \
+  sh -c 'echo "started on GPUs $CUDA_VISIBLE_DEVICES the moment the first job ended"'
 
 printf '\nDone. Try it yourself with the same three variables:\n'
 printf '  export LD_LIBRARY_PATH=%q WITH_GPU_SIM_MACHINE=%q\n' "$LD_LIBRARY_PATH" "$WITH_GPU_SIM_MACHINE"

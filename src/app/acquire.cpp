@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <regex>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -48,6 +49,11 @@ Error no_choice_error(const selection::Decision& decision) {
                  "who uses which GPU)"};
 }
 
+const std::regex& age_pattern() {
+    static const std::regex pattern(" for [0-9][0-9dhms]*");
+    return pattern;
+}
+
 // The progress display on stderr: one line redrawn in place on a terminal; on anything else,
 // a line only when the reason for waiting changes. Nothing with -q.
 class Progress {
@@ -70,9 +76,11 @@ class Progress {
             m_drawn = true;
         } else {
             std::string line = report::waiting_line(turn, needed, std::chrono::seconds(-1));
-            if (line != m_last) {
+            // A claim growing older ("for 1s" -> "for 3s") is not news worth a line.
+            std::string gist = std::regex_replace(line, age_pattern(), "");
+            if (gist != m_last) {
                 fmt::print(stderr, "with-gpu: {}\n", line);
-                m_last = std::move(line);
+                m_last = std::move(gist);
             }
         }
         std::fflush(stderr);
