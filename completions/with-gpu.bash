@@ -181,7 +181,7 @@ _with_gpu()
         local options="-n --count --min-gpus --max-gpus --gpu --exclude --gpu-type --strict
             --min-memory --max-util --max-temp --max-power --require-idle
             --wait --timeout --poll
-            --status --dry-run --json
+            --status --watch --dry-run --json
             --lock-dir --nvml-library -q --quiet -v --verbose --profile --show-config
             -h --help -V --version"
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")

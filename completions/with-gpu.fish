@@ -120,6 +120,7 @@ complete -c with-gpu -n $not_in_command -l poll -x -a '1s 2s 5s 10s 30s' -d 'Re-
 complete -c with-gpu -n $not_in_command -l status -d 'Show every GPU, its processes and claim holder'
 complete -c with-gpu -n $not_in_command -l dry-run -d 'Show what would be chosen and why'
 complete -c with-gpu -n $not_in_command -l json -d 'Machine-readable output'
+complete -c with-gpu -n $not_in_command -l watch -d 'With --status: redraw until Ctrl-C'
 
 # Setup
 complete -c with-gpu -n $not_in_command -l lock-dir -x -a '(__fish_complete_directories)' -d 'Shared claim directory'

@@ -97,7 +97,8 @@ expect_profiles() { # SHELL ACTUAL
 }
 
 expect bash "with-gpu --min-m" "--min-memory " "$(bash_offers "with-gpu --min-m")"
-expect bash "with-gpu --wa" "--wait " "$(bash_offers "with-gpu --wa")"
+expect bash "with-gpu --wa" "--wait --watch " "$(bash_offers "with-gpu --wa")"
+expect bash "with-gpu --wai" "--wait " "$(bash_offers "with-gpu --wai")"
 expect bash "with-gpu --ti" "--timeout " "$(bash_offers "with-gpu --ti")"
 # GPU indices come from the simulated machine through `with-gpu --status --json`.
 expect bash "with-gpu --gpu " "0 1 2 3 4 5 6 7 " "$(bash_offers "with-gpu --gpu ")"
