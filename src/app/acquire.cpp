@@ -159,28 +159,33 @@ Result<Acquired> acquire(const cli::Options& options,
 
         // Look under the shared lock (many waiters may look at once); only if it is our
         // turn, take the exclusive lock, look again and claim.
-        queue::Turn turn;
-        {
-            auto shared = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::shared);
-            if (!shared) {
-                return tl::unexpected(shared.error());
+        // Takes the decision lock in `mode` and looks; the lock is returned so that the
+        // caller decides how long it is held.
+        auto look_holding = [&](lock::DecisionLock::Mode mode)
+            -> Result<std::pair<lock::DecisionLock, queue::Turn>> {
+            auto held = lock::DecisionLock::acquire(dir, mode);
+            if (!held) {
+                return tl::unexpected(held.error());
             }
             auto seen = look(dir, machine, request, my_seq);
             if (!seen) {
                 return tl::unexpected(seen.error());
             }
-            turn = std::move(*seen);
+            return std::pair{std::move(*held), std::move(*seen)};
+        };
+
+        auto first = look_holding(lock::DecisionLock::Mode::shared);
+        if (!first) {
+            return tl::unexpected(first.error());
         }
+        first->first.release();
+        queue::Turn turn = std::move(first->second);
         if (turn.decision.outcome == selection::Decision::Outcome::chosen) {
-            auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
-            if (!exclusive) {
-                return tl::unexpected(exclusive.error());
+            auto again = look_holding(lock::DecisionLock::Mode::exclusive);
+            if (!again) {
+                return tl::unexpected(again.error());
             }
-            auto seen = look(dir, machine, request, my_seq);
-            if (!seen) {
-                return tl::unexpected(seen.error());
-            }
-            turn = std::move(*seen);
+            turn = std::move(again->second);
             if (turn.decision.outcome == selection::Decision::Outcome::chosen) {
                 std::vector<std::string> uuids;
                 for (unsigned index : turn.decision.chosen) {
