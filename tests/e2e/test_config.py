@@ -117,7 +117,10 @@ class ConfigTest(Case):
                  "/dev/zero": ("/dev/zero", "not a regular file")}
         for what, (target, message) in cases.items():
             with self.subTest(what=what):
-                os.remove(self.user) if os.path.lexists(self.user) else os.rmdir(self.user)
+                if os.path.isdir(self.user) and not os.path.islink(self.user):
+                    os.rmdir(self.user)
+                else:
+                    os.remove(self.user)
                 if target is None:
                     os.mkdir(self.user)
                 else:
