@@ -10,9 +10,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fcntl.h>
 #include <regex>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 namespace withgpu::app {
@@ -86,6 +90,9 @@ class Progress {
         std::fflush(stderr);
     }
 
+    // A line of its own (the redrawn line, if any, is cleared first).
+    void note(const std::string& what) { done(what); }
+
     void done(const std::string& what) {
         if (m_quiet) {
             return;
@@ -102,6 +109,74 @@ class Progress {
     bool m_drawn = false;
     std::string m_last;
 };
+
+// A with-gpu started inside another with-gpu's command inherits that launch's claim
+// descriptors, so it holds those claims itself: waiting for one of those GPUs would wait
+// forever for its own parent. If a GPU it could use is held that way, it fails at once
+// (docs/design/locking.md, "Nested launches").
+std::optional<Error> nested_launch_error(const lock::LockDir& dir,
+                                         const gpu::MachineSnapshot& machine,
+                                         const selection::Decision& decision) {
+    const auto open_files = procfs::open_files();
+    std::vector<std::string> held;
+    for (const auto& verdict : decision.verdicts) {
+        const bool never = std::any_of(verdict.rejections.begin(),
+                                       verdict.rejections.end(),
+                                       [](const selection::Rejection& r) { return r.permanent; });
+        const gpu::GpuSnapshot* g = machine.find(verdict.index);
+        if (never || g == nullptr || g->uuid.empty()) {
+            continue;
+        }
+        struct stat info {};
+        if (::fstatat(
+                dir.fd(), lock::lock_file_name(g->uuid).c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue; // never claimed
+        }
+        const procfs::FileId id{info.st_dev, info.st_ino};
+        if (std::find(open_files.begin(), open_files.end(), id) != open_files.end()) {
+            held.push_back(fmt::format("GPU {}", verdict.index));
+        }
+    }
+    if (held.empty()) {
+        return std::nullopt;
+    }
+    return Error{ErrorKind::environment,
+                 fmt::format("this with-gpu runs inside the command of another with-gpu, which "
+                             "holds {} for it; a nested with-gpu cannot claim its parent's GPUs "
+                             "(it would wait for itself)",
+                             fmt::join(held, ", ")),
+                 "the command already has those GPUs (CUDA_VISIBLE_DEVICES, WITH_GPU_UUIDS): "
+                 "run it directly, or ask the outer with-gpu for every GPU the job needs"};
+}
+
+// A momentary NVML error must not cost a waiter its place in line: the snapshot is tried
+// again, with back-off (poll, 2 x poll, ... at most 30s apart), and the wait ends only after
+// k_snapshot_attempts failures in a row. The ticket is kept meanwhile.
+constexpr unsigned k_snapshot_attempts = 5;
+
+Result<gpu::MachineSnapshot>
+snapshot_with_retries(const nvml::Nvml& nvml, std::chrono::milliseconds poll, Progress& progress) {
+    auto delay = poll;
+    for (unsigned attempt = 1;; ++attempt) {
+        auto fresh = nvml.snapshot();
+        if (fresh) {
+            return fresh;
+        }
+        if (attempt == k_snapshot_attempts) {
+            Error error = fresh.error();
+            error.message = fmt::format(
+                "gave up waiting: {} ({} failures in a row)", error.message, k_snapshot_attempts);
+            return tl::unexpected(std::move(error));
+        }
+        progress.note(fmt::format("cannot read the GPUs: {}; trying again in {} ({} of {})",
+                                  fresh.error().message,
+                                  format_wait(delay),
+                                  attempt,
+                                  k_snapshot_attempts));
+        std::this_thread::sleep_for(delay); // resumed after the redraw tick's signal
+        delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(30));
+    }
+}
 
 } // namespace
 
@@ -149,9 +224,23 @@ Result<Acquired> acquire(const cli::Options& options,
     const auto started = Clock::now();
     Progress progress(options.quiet);
     std::optional<WaitSignals> signals;
+    if (options.wait) {
+        // Armed before the first look: the deadline holds from the start, even while another
+        // process holds the decision lock.
+        std::optional<Clock::time_point> deadline;
+        if (options.timeout) {
+            deadline = started + *options.timeout;
+        }
+        signals.emplace(
+            deadline,
+            fmt::format("with-gpu: gave up waiting after --timeout {}\n",
+                        format_wait(options.timeout.value_or(std::chrono::milliseconds(0)))),
+            progress.tty() && !options.quiet);
+    }
     std::optional<lock::ReleaseWatch> watch;
     std::optional<lock::QueueTicket> ticket;
     auto snapshot_taken = started;
+    bool nested_checked = false;
 
     for (;;) {
         const std::optional<std::uint64_t> my_seq =
@@ -214,20 +303,17 @@ Result<Acquired> acquire(const cli::Options& options,
         if (turn.decision.outcome == selection::Decision::Outcome::impossible) {
             return tl::unexpected(no_choice_error(turn.decision));
         }
+        if (!nested_checked) {
+            nested_checked = true; // inherited claims and permanent reasons do not change
+            if (auto nested = nested_launch_error(dir, machine, turn.decision)) {
+                return tl::unexpected(std::move(*nested));
+            }
+        }
         if (!options.wait) {
             return tl::unexpected(no_choice_error(turn.decision));
         }
 
         if (!ticket) {
-            std::optional<Clock::time_point> deadline;
-            if (options.timeout) {
-                deadline = started + *options.timeout;
-            }
-            signals.emplace(
-                deadline,
-                fmt::format("with-gpu: gave up waiting after --timeout {}\n",
-                            format_wait(options.timeout.value_or(std::chrono::milliseconds(0)))),
-                progress.tty() && !options.quiet);
             watch.emplace(lock::ReleaseWatch::open(dir));
             auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
             if (!exclusive) {
@@ -274,7 +360,7 @@ Result<Acquired> acquire(const cli::Options& options,
         }
         (void)signals->take_redraw();
         if (refresh) {
-            auto fresh = nvml.snapshot();
+            auto fresh = snapshot_with_retries(nvml, options.poll, progress);
             if (!fresh) {
                 return tl::unexpected(fresh.error());
             }

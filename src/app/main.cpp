@@ -4,15 +4,16 @@
 #include "app/exit_code.hpp"
 #include "cli/options.hpp"
 #include "config/config.hpp"
+#include "util/fd.hpp"
 
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <fcntl.h>
 #include <map>
-#include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char** environ; // NOLINT: POSIX
@@ -31,6 +32,9 @@ std::optional<std::string> ProcessEnvironment::get(std::string_view name) const 
 
 namespace {
 
+// The largest configuration file read (a few hundred lines is a big one).
+constexpr std::size_t config_file_limit = std::size_t{1} << 20;
+
 int report(const Error& error) {
     std::string_view message = error.message;
     while (!message.empty() && message.back() == '\n') {
@@ -43,28 +47,67 @@ int report(const Error& error) {
     return exit_code(error.kind);
 }
 
-// A configuration file's text, or nothing when it does not exist.
+// A configuration file's text, or nothing when it does not exist. Only a regular file of at
+// most config_file_limit bytes is read: a FIFO, a device (/dev/zero) or a directory is an
+// error, and opening never blocks (O_NONBLOCK: a FIFO without a writer).
 Result<std::optional<config::ConfigFile>> read_config_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) {
-        if (errno == ENOENT || errno == ENOTDIR) {
+    const auto cannot_read = [&](const std::string& why) {
+        return fail(ErrorKind::usage,
+                    fmt::format("cannot read configuration file {}: {}", path, why),
+                    "make it a readable regular file, or remove it");
+    };
+    const Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd) {
+        const int error = errno;
+        if (error == ENOENT || error == ENOTDIR) {
             return std::optional<config::ConfigFile>{};
         }
-        return fail(
-            ErrorKind::usage,
-            fmt::format("cannot read configuration file {}: {}", path, std::strerror(errno)),
-            "fix its permissions, or remove it");
+        return cannot_read(std::strerror(error));
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return std::optional<config::ConfigFile>(config::ConfigFile{path, text.str()});
+    struct stat info {};
+    if (::fstat(fd.get(), &info) != 0) {
+        return cannot_read(std::strerror(errno));
+    }
+    if (S_ISDIR(info.st_mode)) {
+        return cannot_read("it is a directory");
+    }
+    if (!S_ISREG(info.st_mode)) {
+        return cannot_read("it is not a regular file");
+    }
+    const auto too_large = [&] {
+        return cannot_read(
+            fmt::format("it is larger than {} KiB, the limit", config_file_limit / 1024));
+    };
+    if (info.st_size > static_cast<off_t>(config_file_limit)) {
+        return too_large();
+    }
+    // The file may grow while it is read: read one byte past the limit to notice.
+    std::string text(config_file_limit + 1, '\0');
+    std::size_t size = 0;
+    while (size < text.size()) {
+        const ssize_t n = ::read(fd.get(), text.data() + size, text.size() - size);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return cannot_read(std::strerror(errno));
+        }
+        if (n == 0) {
+            break;
+        }
+        size += static_cast<std::size_t>(n);
+    }
+    if (size > config_file_limit) {
+        return too_large();
+    }
+    text.resize(size);
+    return std::optional<config::ConfigFile>(config::ConfigFile{path, std::move(text)});
 }
 
-Result<cli::ConfigFiles> read_config_files(const ProcessEnvironment& env) {
+Result<cli::ConfigFiles> read_config_files(const ProcessEnvironment& env,
+                                           const Installation& installation) {
     cli::ConfigFiles files;
-    // WITH_GPU_SYSTEM_CONFIG replaces the system file's path (for tests and unusual installs).
-    auto system =
-        read_config_file(env.get("WITH_GPU_SYSTEM_CONFIG").value_or(config::system_config_path()));
+    auto system = read_config_file(installation.system_config);
     if (!system) {
         return tl::unexpected(system.error());
     }
@@ -82,7 +125,7 @@ Result<cli::ConfigFiles> read_config_files(const ProcessEnvironment& env) {
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv, const Installation& installation) {
     ProcessEnvironment env;
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
         env.variables.emplace_back(*e);
@@ -94,7 +137,7 @@ int main(int argc, char** argv) {
             variables.emplace(entry.substr(0, eq), entry.substr(eq + 1));
         }
     }
-    auto files = read_config_files(env);
+    auto files = read_config_files(env, installation);
     if (!files) {
         return report(files.error());
     }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <optional>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -137,24 +138,30 @@ void WaitSignals::disarm_ticket() noexcept {
 
 void WaitSignals::rearm_timer() const {
     using namespace std::chrono;
+    itimerval timer{};
+    const auto set = [](timeval& field, nanoseconds value) {
+        // Never 0 (that would stop the timer) and never negative (EINVAL): a deadline that
+        // has passed fires at once. Rounded up, so that it does not fire before the deadline.
+        const auto us = std::max(ceil<microseconds>(value), microseconds(1));
+        field.tv_sec = static_cast<time_t>(us.count() / 1000000);
+        field.tv_usec = static_cast<suseconds_t>(us.count() % 1000000);
+    };
     std::optional<nanoseconds> next;
     if (g_state.redraw_every_second != 0) {
         next = seconds(1);
+        // Then every second: a blocking step that is not followed by rearm_timer (waiting
+        // for the decision lock) still redraws, and notices the deadline.
+        set(timer.it_interval, seconds(1));
     }
     if (g_state.has_deadline != 0) {
         timespec now{};
         ::clock_gettime(CLOCK_MONOTONIC, &now);
         const nanoseconds left = seconds(g_state.deadline.tv_sec - now.tv_sec) +
                                  nanoseconds(g_state.deadline.tv_nsec - now.tv_nsec);
-        next = std::min(next.value_or(left), std::max(left, nanoseconds(1000)));
+        next = std::min(next.value_or(left), left);
     }
-    itimerval timer{};
     if (next) {
-        timer.it_value.tv_sec = static_cast<time_t>(next->count() / 1000000000);
-        timer.it_value.tv_usec = static_cast<suseconds_t>((next->count() % 1000000000) / 1000);
-        if (timer.it_value.tv_sec == 0 && timer.it_value.tv_usec == 0) {
-            timer.it_value.tv_usec = 1;
-        }
+        set(timer.it_value, *next);
     }
     ::setitimer(ITIMER_REAL, &timer, nullptr);
 }

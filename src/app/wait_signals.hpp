@@ -27,7 +27,8 @@ class WaitSignals {
     void arm_ticket(int dir_fd, const std::string& file_name);
     void disarm_ticket() noexcept;
 
-    // Schedules the next SIGALRM: at the deadline, or in a second when redrawing.
+    // Schedules the next SIGALRM: at the deadline, or in a second when redrawing (then every
+    // second). A deadline that has passed fires at once.
     void rearm_timer() const;
     // True once after each redraw tick.
     [[nodiscard]] bool take_redraw() noexcept;

@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <utility>
 
@@ -22,6 +23,8 @@ constexpr std::string_view k_user_path_for_messages = "~/.config/with-gpu/config
 
 // Administrator-only keys: set in the system file's [defaults], or for one run.
 constexpr Places k_admin_or_run{true, false, false, true, true};
+// The longest --timeout: one year. Longer is surely a mistake (and would overflow clocks).
+constexpr unsigned k_max_timeout_seconds = 8760U * 3600U;
 constexpr Places k_system_file_only{true, false, false, false, false};
 
 std::vector<KeyInfo> make_key_table() {
@@ -203,8 +206,8 @@ std::vector<KeyInfo> make_key_table() {
          VK::duration,
          "",
          everywhere,
-         0,
-         UINT_MAX,
+         1,
+         k_max_timeout_seconds,
          '\0',
          false,
          "5m",
@@ -226,7 +229,7 @@ std::vector<KeyInfo> make_key_table() {
         {"lock_dir",
          "WITH_GPU_LOCK_DIR",
          "--lock-dir",
-         VK::text,
+         VK::absolute_path,
          gpu::default_lock_dir,
          k_admin_or_run,
          0,
@@ -430,6 +433,20 @@ Result<std::string> normalise_text(const KeyInfo& key, std::string_view raw) {
             return fail(ErrorKind::usage, "must not be empty");
         }
         return std::string(raw); // paths and names are kept exactly, spaces included
+    case ValueKind::absolute_path:
+        if (raw.empty()) {
+            return fail(ErrorKind::usage, "must not be empty");
+        }
+        if (raw.front() != '/') {
+            // Relative to the directory with-gpu starts in, launches from different
+            // directories would not meet.
+            return fail(ErrorKind::usage,
+                        fmt::format("\"{}\" is not an absolute path", raw),
+                        fmt::format("a relative path would depend on the directory with-gpu "
+                                    "starts in; use an absolute path, e.g. {}",
+                                    key.example));
+        }
+        return std::string(raw);
     case ValueKind::size: {
         if (auto bytes = units::parse_size(text); !bytes) {
             return tl::unexpected(bytes.error());
@@ -443,6 +460,10 @@ Result<std::string> normalise_text(const KeyInfo& key, std::string_view raw) {
         }
         if (key.minimum > 0 && duration->count() == 0) {
             return fail(ErrorKind::usage, fmt::format("\"{}\" must be more than 0", raw));
+        }
+        if (key.maximum != UINT_MAX && *duration > std::chrono::seconds(key.maximum)) {
+            return fail(ErrorKind::usage,
+                        fmt::format("\"{}\" is too long (at most {}h)", raw, key.maximum / 3600));
         }
         return std::string(text);
     }
@@ -495,6 +516,8 @@ std::string expected_form(const KeyInfo& key) {
         return "an array of GPUs or a comma-separated string";
     case ValueKind::text:
         return "a string";
+    case ValueKind::absolute_path:
+        return "a string holding an absolute path";
     case ValueKind::boolean:
         return "true or false";
     case ValueKind::size:
@@ -577,6 +600,7 @@ convert_node(const std::string& path, const toml::node& node, const KeyInfo& key
         }
         break;
     case ValueKind::text:
+    case ValueKind::absolute_path:
         if (string) {
             text = normalise_text(key, string->get());
         }

@@ -18,12 +18,13 @@ namespace withgpu::config {
 
 // How a key's value is written and checked.
 enum class ValueKind {
-    whole_number, // TOML integer; text "10" (an optional unit letter such as "10%" in text)
-    gpu_list,     // TOML array of strings/integers or a comma-separated string; text "0,2"
-    text,         // TOML string, not empty
-    boolean,      // TOML true/false; text "1/0/true/false/yes/no/on/off"; normalised "true"
-    size,         // TOML string "20G" or integer MiB; text as parse_size accepts
-    duration,     // TOML string "5m" or integer seconds; text as parse_duration accepts
+    whole_number,  // TOML integer; text "10" (an optional unit letter such as "10%" in text)
+    gpu_list,      // TOML array of strings/integers or a comma-separated string; text "0,2"
+    text,          // TOML string, not empty
+    absolute_path, // TOML string, a path that starts with '/' (not relative to the cwd)
+    boolean,       // TOML true/false; text "1/0/true/false/yes/no/on/off"; normalised "true"
+    size,          // TOML string "20G" or integer MiB; text as parse_size accepts
+    duration,      // TOML string "5m" or integer seconds; text as parse_duration accepts
 };
 
 // Where a key may be set. lock_dir and banned are the administrator's: everybody must meet
@@ -44,7 +45,7 @@ struct KeyInfo {
     std::string_view builtin; // built-in default in text form; empty: unset
     Places allowed_in;
     unsigned minimum = 0;          // whole_number: smallest value; duration: 1 means "more than 0"
-    unsigned maximum = UINT_MAX;   // whole_number: largest value
+    unsigned maximum = UINT_MAX;   // whole_number: largest value; duration: in seconds
     char unit = '\0';              // whole_number: optional unit letter accepted in text ('%')
     bool names_allowed = false;    // gpu_list: name:SUBSTRING items allowed
     std::string_view example;      // text form, e.g. "20G"

@@ -5,12 +5,15 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
+#include <dirent.h>
 #include <fcntl.h>
 #include <optional>
 #include <pwd.h>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -140,6 +143,29 @@ ProcessDetails read_process_details(pid_t pid) {
         }
     }
     return details;
+}
+
+std::vector<FileId> open_files() {
+    std::vector<FileId> files;
+    DIR* listing = ::opendir("/proc/self/fd");
+    if (listing == nullptr) {
+        return files;
+    }
+    const int own = ::dirfd(listing);
+    while (const dirent* entry = ::readdir(listing)) {
+        const std::string_view name = entry->d_name;
+        int fd = -1;
+        const auto [end, error] = std::from_chars(name.data(), name.data() + name.size(), fd);
+        if (error != std::errc() || end != name.data() + name.size() || fd == own) {
+            continue; // "." and "..", and the listing's own descriptor
+        }
+        struct stat info {};
+        if (::fstat(fd, &info) == 0) {
+            files.push_back({info.st_dev, info.st_ino});
+        }
+    }
+    ::closedir(listing);
+    return files;
 }
 
 } // namespace withgpu::procfs

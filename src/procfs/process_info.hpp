@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace withgpu::procfs {
 
@@ -18,5 +19,17 @@ struct ProcessDetails {
 
 // The name of a user id via getpwuid_r, or the number as text if it has no entry.
 [[nodiscard]] std::string user_name(uid_t uid);
+
+// A file's identity, as fstat reports it.
+struct FileId {
+    dev_t device = 0;
+    ino_t inode = 0;
+
+    friend bool operator==(const FileId&, const FileId&) = default;
+};
+
+// The files this process has open (every descriptor in /proc/self/fd), including those it
+// inherited. Empty when /proc is not mounted.
+[[nodiscard]] std::vector<FileId> open_files();
 
 } // namespace withgpu::procfs

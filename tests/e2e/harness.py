@@ -13,6 +13,8 @@ BIN = os.environ["WITH_GPU_BIN"]
 SIM_DIR = os.environ["WITH_GPU_SIM_DIR"]
 MACHINES = os.environ["WITH_GPU_MACHINES"]
 JOB_RECORDER = os.environ.get("WITH_GPU_JOB_RECORDER", "")
+# with-gpu built with the test hook WITH_GPU_TEST_SYSTEM_CONFIG (tests/e2e/test_build_main.cpp).
+TEST_BUILD_BIN = os.environ.get("WITH_GPU_TEST_BUILD_BIN", "")
 
 GIB = 1024  # in MiB, the simulator's unit
 
@@ -73,6 +75,8 @@ def read_job_log(path):
 class Case(unittest.TestCase):
     """A test with its own temporary directory, machine file and lock directory."""
 
+    binary = BIN  # TEST_BUILD_BIN where a test needs its own system configuration file
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="with-gpu-e2e-")
         self.lock_dir = os.path.join(self.tmp, "locks")
@@ -115,7 +119,7 @@ class Case(unittest.TestCase):
 
     def run_wg(self, *args, env=None, drop=(), timeout=60, stdin=subprocess.DEVNULL, **kw):
         kw.setdefault("cwd", self.tmp)  # where a crashing test command may leave a core file
-        return subprocess.run([BIN, *args], env=self.env(env, drop), capture_output=True,
+        return subprocess.run([self.binary, *args], env=self.env(env, drop), capture_output=True,
                               text=True, timeout=timeout, stdin=stdin, **kw)
 
     def popen_wg(self, *args, env=None, **kw):
@@ -123,7 +127,7 @@ class Case(unittest.TestCase):
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("stdin", subprocess.DEVNULL)
         kw.setdefault("cwd", self.tmp)
-        child = subprocess.Popen([BIN, *args], env=self.env(env), text=True, **kw)
+        child = subprocess.Popen([self.binary, *args], env=self.env(env), text=True, **kw)
         self.children.append(child)
         return child
 

@@ -5,7 +5,7 @@ import signal
 import stat
 import unittest
 
-from harness import Case, gpu, uuid_of
+from harness import BIN, Case, gpu, uuid_of
 
 
 class ClaimTest(Case):
@@ -84,6 +84,46 @@ class ClaimTest(Case):
         self.assert_clean_error(r, 125)
         with open(victim) as f:
             self.assertEqual(f.read(), "precious\n")
+
+
+
+class NestedLaunchTest(Case):
+    """with-gpu inside a with-gpu job inherits its parent's claims: it fails at once instead
+    of waiting for them (docs/design/locking.md, "Nested launches")."""
+
+    def setUp(self):
+        super().setUp()
+        self.machine([gpu(0), gpu(1), gpu(2)])
+
+    def test_a_nested_launch_fails_fast_instead_of_waiting_for_its_parent(self):
+        # It used to wait forever, "claimed by" its own parent.
+        r = self.run_wg("-n", "2", BIN, "--wait", "-n", "1", "true", timeout=60)
+        self.assert_clean_error(r, 125, "runs inside the command of another with-gpu",
+                                "holds GPU 0, GPU 1 for it")
+        # Without --wait it is the same error, not "no GPU free now" (75).
+        r = self.run_wg("-n", "1", BIN, "true", timeout=60)
+        self.assert_clean_error(r, 125, "runs inside the command of another with-gpu")
+
+    def test_nested_siblings_both_fail_fast(self):
+        script = ('"$0" -n 1 true & a=$!; "$0" --wait -n 1 true & b=$!; '
+                  'wait $a; x=$?; wait $b; echo "$x $?"')
+        r = self.run_wg("-n", "2", "sh", "-c", script, BIN, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split(), ["125", "125"], r.stderr)
+        self.assertEqual(r.stderr.count("a nested with-gpu cannot claim"), 2, r.stderr)
+
+    def test_gpus_the_parent_does_not_hold_are_not_affected(self):
+        # With CUDA_VISIBLE_DEVICES reset, the nested launch may take a GPU nobody holds.
+        r = self.run_wg("--gpu", "0", "env", "-u", "CUDA_VISIBLE_DEVICES", BIN, "--wait", "-n", "2",
+                        "sh", "-c", 'printf %s "$CUDA_VISIBLE_DEVICES"', timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "1,2")
+        # The parent's GPU held by an unrelated launch is still waited for as usual.
+        holder = self.popen_wg("--gpu", "1", "sh", "-c", "echo go; exec sleep 300")
+        self.assertEqual(holder.stdout.readline().strip(), "go")
+        r = self.run_wg("--gpu", "0", "env", "-u", "CUDA_VISIBLE_DEVICES", BIN, "--gpu", "1", "true",
+                        timeout=60)
+        self.assert_clean_error(r, 75, "claimed by")
 
 
 if __name__ == "__main__":

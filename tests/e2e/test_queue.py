@@ -1,6 +1,7 @@
 """Waiting: first come, first served; dead waiters never block; timeouts and signals
 leave nothing behind."""
 
+import fcntl
 import os
 import pty
 import signal
@@ -142,6 +143,39 @@ class TimeoutAndSignalTest(QueueCase):
                 self.assertLess(elapsed, seconds + 0.5, "not a poll period late")
                 self.assertEqual(self.tickets_on_disk(), [])
 
+    def test_timeout_edge_values(self):
+        self.machine([gpu(0)])
+        self.hold()
+        # Under 1 ms used to arm a negative timer (EINVAL) and wait forever off a terminal.
+        for value in ("0", "0s", "0ms"):
+            with self.subTest(timeout=value):
+                r = self.run_wg("--timeout", value, "true", timeout=30)
+                self.assert_clean_error(r, 2, "--timeout", "must be more than 0")
+        r = self.run_wg("--timeout", "1ms", "true", timeout=30)
+        self.assert_clean_error(r, 124, "gave up waiting after --timeout 1ms")
+        # Huge values used to overflow the clock: exit 124 at once, "after --timeout -8446...".
+        r = self.run_wg("--timeout", "9999999999", "true", timeout=30)
+        self.assert_clean_error(r, 2, "--timeout", "too long (at most 8760h)")
+        r = self.run_wg("true", env={"WITH_GPU_TIMEOUT": "8761h"}, timeout=30)
+        self.assert_clean_error(r, 2, "WITH_GPU_TIMEOUT", "too long (at most 8760h)")
+        longest = self.popen_wg("--timeout", "8760h", "true")
+        self.wait_for_queue_length(1)
+        self.assertIsNone(longest.poll(), "the longest timeout waits")
+        longest.terminate()
+        self.assertEqual(longest.wait(timeout=30), -signal.SIGTERM)
+
+    def test_timeout_holds_while_another_process_holds_the_decision_lock(self):
+        # The first look used to wait for the decision lock before the timer was armed.
+        self.machine([gpu(0)])
+        self.assertEqual(self.run_wg("true").returncode, 0)  # creates the lock directory
+        fd = os.open(os.path.join(self.lock_dir, "decide.lock"), os.O_RDONLY)
+        self.addCleanup(os.close, fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start = time.monotonic()
+        r = self.run_wg("--timeout", "2", "true", timeout=60)
+        self.assert_clean_error(r, 124, "gave up waiting after --timeout 2.0s")
+        self.assertLess(time.monotonic() - start, 10)
+
     def test_timeout_alone_implies_wait_and_succeeds_when_freed(self):
         self.machine([gpu(0)])
         _, job = self.hold()
@@ -213,6 +247,47 @@ class QueueStatusTest(QueueCase):
         table = self.run_wg("--status").stdout
         self.assertIn("Waiting (1):", table)
         self.assertIn("1-2 GPUs", table)
+
+
+
+class NvmlErrorWhileWaitingTest(QueueCase):
+    """A momentary NVML error must not cost a waiter its place in line."""
+
+    def set_fault(self, on):
+        self.machine([gpu(0)], **({"faults": {"nvmlDeviceGetCount_v2": "UNKNOWN"}} if on else {}))
+
+    def test_a_waiter_survives_a_transient_fault_and_is_served(self):
+        self.set_fault(False)
+        _, job = self.hold()
+        err_path = os.path.join(self.tmp, "waiter.err")
+        with open(err_path, "w") as err:
+            # --poll 1s: the tries are 1s, 2s, 4s and 8s apart, time enough to end the fault.
+            child = self.popen_wg("--wait", "--poll", "1s", "true", stderr=err)
+        self.wait_for_queue_length(1)
+        self.set_fault(True)
+
+        def stderr():
+            with open(err_path) as f:
+                return f.read()
+
+        self.wait_until(lambda: "trying again" in stderr(), what="a failed look")
+        self.assertEqual(len(self.tickets_on_disk()), 1, "the waiter keeps its ticket")
+        self.set_fault(False)
+        os.kill(job, signal.SIGKILL)
+        self.assertEqual(child.wait(timeout=60), 0, stderr())
+        self.assertIn("(1 of 5)", stderr())
+
+    def test_the_wait_ends_after_5_failures_in_a_row(self):
+        self.set_fault(False)
+        self.hold()
+        child = self.popen_wg("--wait", "--poll", "20ms", "true")
+        self.wait_for_queue_length(1)
+        self.set_fault(True)
+        self.assertEqual(child.wait(timeout=60), 125)
+        err = child.stderr.read()
+        self.assertEqual(err.count("trying again"), 4, err)
+        self.assertIn("5 failures in a row", err)
+        self.assertEqual(self.tickets_on_disk(), [])
 
 
 if __name__ == "__main__":

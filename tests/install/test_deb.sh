@@ -102,6 +102,9 @@ done
 if grep -q 'libnvidia-ml' <<<"$listing"; then
     die "the NVML simulator must not be in the package"
 fi
+if grep -q 'with-gpu-test-build' <<<"$listing"; then
+    die "the test build with-gpu-test-build must not be in the package"
+fi
 version=$(dpkg-deb -f "$deb" Version)
 [[ $version == "$project_version" ]] ||
     die "package version $version is not the project version $project_version"
@@ -172,6 +175,14 @@ WITH_GPU_NVML_LIBRARY=$work/no-such-libnvidia-ml.so.1 /usr/bin/with-gpu -q true 
 rc=$?
 set -e
 [[ $rc -eq 125 ]] || die "without a driver with-gpu exited $rc, not 125"
+# No variable points the installed program at another system file (docs/config.md): only
+# the test build with-gpu-test-build has that hook.
+printf '[defaults]\nbanned = ["name:A100"]\n' >"$work/system.toml"
+out=$(WITH_GPU_SYSTEM_CONFIG=$work/system.toml WITH_GPU_TEST_SYSTEM_CONFIG=$work/system.toml \
+    /usr/bin/with-gpu --show-config) || die "with-gpu --show-config failed: $out"
+if grep -q "$work/system.toml" <<<"$out"; then
+    die "the installed with-gpu read a system file named in the environment: $out"
+fi
 unset LD_LIBRARY_PATH WITH_GPU_SIM_MACHINE WITH_GPU_LOCK_DIR XDG_CONFIG_HOME
 
 echo "-- the installed completions"

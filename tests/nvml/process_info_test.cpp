@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -10,6 +11,7 @@
 #include <pwd.h>
 #include <spawn.h>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -107,6 +109,21 @@ TEST(ProcessInfo, UserNameOfRootAndOfUnknownUid) {
         GTEST_SKIP() << "uid " << unknown << " exists here";
     }
     EXPECT_EQ(user_name(unknown), "3999999999");
+}
+
+TEST(OpenFilesTest, ListsEveryDescriptorOfThisProcessByIdentity) {
+    char path[] = "/tmp/with-gpu-open-files-XXXXXX";
+    const int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    struct stat info {};
+    ASSERT_EQ(::fstat(fd, &info), 0);
+    const FileId id{info.st_dev, info.st_ino};
+    auto files = open_files();
+    EXPECT_NE(std::find(files.begin(), files.end(), id), files.end());
+    ::close(fd);
+    files = open_files();
+    EXPECT_EQ(std::find(files.begin(), files.end(), id), files.end());
+    ::unlink(path);
 }
 
 } // namespace
