@@ -2,6 +2,8 @@
 # Installs the dependencies, builds with-gpu and shows it at work on a simulated
 # 8x A100 machine (no GPU needed). Exits 0 when every step did what it says, and non-zero
 # as soon as one did not (scripts/test.sh runs it so).
+# The jobs' texts are in single quotes: the job's shell expands their variables.
+# shellcheck disable=SC2016
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

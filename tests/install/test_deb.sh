@@ -124,7 +124,7 @@ copyright=$(package_file /usr/share/doc/with-gpu/copyright)
     die "the copyright file is not in Debian's machine-readable format (no Format: line)"
 grep -qx 'Files: \*' <<<"$copyright" || die "the copyright file has no 'Files: *' paragraph"
 holders=$(sed -n 's/^Copyright (c) //p' "$source_dir/LICENSE")
-[[ -n $holders ]] && grep -qxF "Copyright: $holders" <<<"$copyright" ||
+{ [[ -n $holders ]] && grep -qxF "Copyright: $holders" <<<"$copyright"; } ||
     die "the copyright file does not name the holders as LICENSE does ($holders)"
 [[ $(grep -cx 'License: Expat' <<<"$copyright") -eq 2 ]] ||
     die "the copyright file does not declare and give the Expat (MIT) licence"
