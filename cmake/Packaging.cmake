@@ -1,12 +1,60 @@
 # A Debian package of what `cmake --install` installs: `cpack -G DEB` in a build directory.
 # The NVML simulator is a test tool and has no install rule, so it is not in the package.
-# tests/install/test_deb.sh builds this package, installs it and checks it.
+# tests/install/test_deb.sh builds this package, installs it and checks it (lintian too).
+
+# No maintainer e-mail address exists yet: the Maintainer field and the changelog name the
+# project alone, which lintian reports (docs/install.md, "Lintian").
+set(WITH_GPU_MAINTAINER "The with-gpu project")
+
+# share/doc/with-gpu/copyright: LICENSE (MIT, which Debian calls Expat) in Debian's
+# machine-readable format (DEP-5), written when CMake configures.
+set(license_file ${PROJECT_SOURCE_DIR}/LICENSE)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${license_file})
+file(READ ${license_file} license_text)
+if(NOT license_text MATCHES "Copyright \\(c\\) ([^\n]+)\n")
+  message(FATAL_ERROR "LICENSE has no \"Copyright (c) YEAR HOLDER\" line")
+endif()
+set(WITH_GPU_COPYRIGHT "${CMAKE_MATCH_1}")
+string(FIND "${license_text}" "Permission is hereby granted" license_start)
+if(license_start LESS 0)
+  message(FATAL_ERROR "LICENSE is not the MIT licence text that cmake/copyright.in declares")
+endif()
+string(SUBSTRING "${license_text}" ${license_start} -1 license_body)
+string(STRIP "${license_body}" license_body)
+# A DEP-5 text field: every line indented by one space, blank lines written " .".
+string(REGEX REPLACE "\n\n" "\n.\n" license_body "${license_body}")
+string(REPLACE "\n" "\n " WITH_GPU_LICENSE_TEXT "${license_body}")
+configure_file(${CMAKE_CURRENT_LIST_DIR}/copyright.in ${PROJECT_BINARY_DIR}/doc/copyright @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/doc/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+# share/doc/with-gpu/changelog.gz: the release notes (NEWS.md) as a Debian changelog, which
+# is what lintian expects of a package whose version has no Debian revision. Built with the
+# project; compressed as Debian policy asks (gzip -9n: reproducible, no name or time).
+set(changelog ${PROJECT_BINARY_DIR}/doc/changelog)
+set(changelog_commands
+    COMMAND ${CMAKE_COMMAND} -D NEWS=${PROJECT_SOURCE_DIR}/NEWS.md -D OUTPUT=${changelog}
+            -D PACKAGE=with-gpu -D "MAINTAINER=${WITH_GPU_MAINTAINER}"
+            -P ${CMAKE_CURRENT_LIST_DIR}/DebianChangelog.cmake)
+if(GZIP_EXECUTABLE)
+  set(changelog_output ${changelog}.gz)
+  list(APPEND changelog_commands COMMAND ${GZIP_EXECUTABLE} -9nf ${changelog})
+else()
+  set(changelog_output ${changelog})
+endif()
+add_custom_command(
+  OUTPUT ${changelog_output}
+  ${changelog_commands}
+  DEPENDS ${PROJECT_SOURCE_DIR}/NEWS.md ${CMAKE_CURRENT_LIST_DIR}/DebianChangelog.cmake
+  COMMENT "Writing the Debian changelog from NEWS.md"
+  VERBATIM)
+add_custom_target(changelog ALL DEPENDS ${changelog_output})
+install(FILES ${changelog_output} DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "with-gpu")
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
-set(CPACK_PACKAGE_VENDOR "with-gpu developers")
-set(CPACK_PACKAGE_CONTACT "with-gpu developers")
+set(CPACK_PACKAGE_VENDOR "${WITH_GPU_MAINTAINER}")
+set(CPACK_PACKAGE_CONTACT "${WITH_GPU_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "run a command on free NVIDIA GPUs, claimed so no other job takes them")
 # The first line of the Debian description is the summary above; CPack prepends it and
@@ -23,7 +71,7 @@ The NVIDIA driver's NVML library (libnvidia-ml.so.1) is loaded at run time; the
 package does not depend on it, so that it also serves drivers installed outside
 Debian's packages.")
 
-set(CPACK_DEBIAN_PACKAGE_MAINTAINER "with-gpu developers")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${WITH_GPU_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION "utils")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # Depends: from the binary's shared libraries, as dpkg-shlibdeps (dpkg-dev) computes them.

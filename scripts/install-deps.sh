@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev
   python3 clang-format
   dpkg-dev file
+  zsh fish bash-completion lintian  # tests/install: completions in their shells, lintian
 )
 
 missing=()

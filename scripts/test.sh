@@ -26,5 +26,8 @@ for preset in dev asan; do
   ctest --preset "$preset" -j "$jobs"
 done
 
+echo "== demo: scripts/demo.sh runs to the end and exits 0"
+scripts/demo.sh
+
 echo "== package: build, install, run"
 tests/install/test_deb.sh build

@@ -7,6 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <memory>
+#include <string>
 #include <string_view>
 
 namespace withgpu::cli {
@@ -14,11 +17,12 @@ namespace withgpu::cli {
 namespace {
 
 constexpr std::string_view k_description =
-    "Run a command on GPUs that are really free, claimed so that no other with-gpu job can "
-    "take them.\n\n"
-    "  with-gpu [OPTIONS] [--] COMMAND [ARGS...]\n"
-    "  with-gpu --status [--json]\n"
-    "  with-gpu --dry-run [--json] [OPTIONS]";
+    "Usage: with-gpu [OPTIONS] [--] COMMAND [ARGS...]\n"
+    "       with-gpu --status [--json | --watch [INTERVAL]]\n"
+    "       with-gpu --dry-run [--json] [OPTIONS]\n"
+    "\n"
+    "Run a command on GPUs that are really free, claimed so that no other with-gpu job\n"
+    "can take them.";
 
 constexpr std::string_view k_examples = R"(Examples:
   Run on the best free GPU (most free memory, fewest processes):
@@ -50,6 +54,85 @@ unsafe lock directory, a request that can never be met); 126 command not executa
 Settings come from /etc/with-gpu/config.toml, then ~/.config/with-gpu/config.toml
 ([defaults] and [profiles.NAME]), then WITH_GPU_* variables (WITH_GPU_MIN_MEMORY,
 WITH_GPU_LOCK_DIR, ...), then flags. See the effective ones with --show-config.)";
+
+// Breaks `text` into lines of at most `columns` characters, at spaces only.
+std::string wrap(std::string_view text, std::size_t columns) {
+    std::string wrapped;
+    std::size_t line_length = 0;
+    while (!text.empty()) {
+        const std::size_t end = std::min(text.find(' '), text.size());
+        const std::string_view word = text.substr(0, end);
+        text.remove_prefix(std::min(end + 1, text.size()));
+        if (word.empty()) {
+            continue;
+        }
+        if (line_length > 0 && line_length + 1 + word.size() > columns) {
+            wrapped += '\n';
+            line_length = 0;
+        } else if (line_length > 0) {
+            wrapped += ' ';
+            ++line_length;
+        }
+        wrapped += word;
+        line_length += word.size();
+    }
+    return wrapped;
+}
+
+// Refills each paragraph of prose (lines that are not indented, up to a blank or an indented
+// line) to `columns`; indented lines (usage, examples) and blank lines stay as they are.
+std::string reflow(std::string_view text, std::size_t columns) {
+    std::string out;
+    std::string paragraph;
+    const auto flush = [&] {
+        if (!paragraph.empty()) {
+            out += wrap(paragraph, columns) + '\n';
+            paragraph.clear();
+        }
+    };
+    while (!text.empty()) {
+        const std::size_t end = std::min(text.find('\n'), text.size());
+        const std::string_view line = text.substr(0, end);
+        text.remove_prefix(std::min(end + 1, text.size()));
+        if (line.empty() || line.front() == ' ') {
+            flush();
+            out += std::string(line) + '\n';
+        } else {
+            paragraph += (paragraph.empty() ? "" : " ") + std::string(line);
+        }
+    }
+    flush();
+    return out;
+}
+
+// --help as one text of at most 80 columns: the description (usage lines included), the
+// option groups in the order of their first option, one blank line apart, and the footer.
+// (CLI11's own layout adds a second usage line, an "Options:" group for --help, and blank
+// lines after every group.)
+class HelpFormatter final : public CLI::Formatter {
+  public:
+    static constexpr std::size_t width = 80;
+
+    std::string make_help(const CLI::App* app,
+                          std::string /*name*/,
+                          CLI::AppFormatMode /*mode*/) const override {
+        std::string text = reflow(app->get_description(), width);
+        for (const std::string& group : app->get_groups()) {
+            const auto options = app->get_options([&group](const CLI::Option* option) {
+                return option->get_group() == group && option->nonpositional();
+            });
+            if (!group.empty() && !options.empty()) {
+                text += make_group(group, false, options); // "\nGROUP:\n" and one line each
+            }
+        }
+        return text + "\n" + reflow(app->get_footer(), width);
+    }
+
+    // CLI11 indents the lines after each '\n' of a description to the description column.
+    std::string make_option_desc(const CLI::Option* option) const override {
+        return wrap(option->get_description(), width - get_column_width());
+    }
+};
 
 // Values exactly as typed, converted by our own parsers so that every error names the flag
 // and says what is accepted.
@@ -273,7 +356,9 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     CLI::App app{std::string(k_description), "with-gpu"};
     app.footer(std::string(k_examples));
     app.prefix_command(); // everything from the first non-option on is the command
-    app.get_formatter()->column_width(28);
+    auto formatter = std::make_shared<HelpFormatter>();
+    formatter->column_width(28);
+    app.formatter(formatter);
 
     const std::string selection_group = "Choosing GPUs";
     app.add_option("-n,--count", raw.count, "Exactly N GPUs (default 1)")
@@ -367,6 +452,7 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
                  "Print the effective settings and where each came from, then exit")
         ->group(setup_group);
     app.add_flag("-V,--version", raw.version, "Print the version and exit")->group(setup_group);
+    app.set_help_flag("-h,--help", "Print this help and exit")->group(setup_group);
 
     std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 parses a reversed vector
     try {

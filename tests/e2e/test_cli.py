@@ -1,8 +1,12 @@
 """Command-line parsing: help, version, and usage errors (exit 2) with clear messages."""
 
+import os
 import unittest
 
 from harness import Case, gpu
+
+HELP_GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "golden",
+                           "help.txt")
 
 
 class CliTest(Case):
@@ -16,6 +20,9 @@ class CliTest(Case):
         for text in ("--min-memory", "--gpu-type", "--status", "--dry-run", "Examples:",
                      "CUDA_VISIBLE_DEVICES", "Exit status", "WITH_GPU_LOCK_DIR"):
             self.assertIn(text, r.stdout)
+        # The whole text, as the unit test HelpGolden checks it (regenerate it as that says).
+        with open(HELP_GOLDEN, encoding="utf-8") as golden:
+            self.assertEqual(r.stdout, golden.read())
 
     def test_version(self):
         r = self.run_wg("--version")

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Checks the shell completions: syntax in every shell that is installed (bash always; zsh
-# and fish when present), and what bash (and fish) actually offer, against the with-gpu
-# binary and the NVML simulator of a build tree.
+# Checks the shell completions by loading each file in its own shell (bash, with and without
+# the bash-completion package; zsh's completion system; fish) and asking that shell what it
+# offers for typed command lines: options, profile names from the configuration files, GPUs
+# from the NVML simulator of a build tree, and the command once the options end. Every shell
+# must offer exactly the options that `with-gpu --help` lists: a flag missing from a
+# completion file (or one that --help no longer has) fails the test. bash, zsh and fish must
+# all be installed (scripts/install-deps.sh installs them).
 #
 #   tests/install/test_completions.sh BUILD_DIR           the source tree's completion files,
 #                                                         BUILD_DIR/bin/with-gpu
@@ -47,103 +51,133 @@ mkdir -p "$XDG_CONFIG_HOME/with-gpu"
 printf '[defaults]\nmax_util = 50\n\n[profiles.llm]\nmin_gpus = 2\n\n[ profiles.small ]\ncount = 1\n' \
     >"$XDG_CONFIG_HOME/with-gpu/config.toml"
 
-bash -n "$bash_file" || fail "bash -n $bash_file"
-
-# Every option that `with-gpu --help` lists must be completed by every shell.
-mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | tr ',' '\n')
-((${#options[@]} > 20)) || fail "could not read the options from with-gpu --help"
-has_word() { # FILE REGEX: REGEX occurs, not as part of a longer option name
-    grep -qE -- "(^|[^a-z-])$2([^a-z-]|\$)" "$1"
-}
-for option in "${options[@]}"; do
-    has_word "$bash_file" "$option" || fail "$option is missing from $bash_file"
-    has_word "$zsh_file" "$option" || fail "$option is missing from $zsh_file"
-    if [[ $option == --* ]]; then
-        has_word "$fish_file" "-l ${option#--}" || fail "$option is missing from $fish_file"
-    else
-        has_word "$fish_file" "-s ${option#-}" || fail "$option is missing from $fish_file"
-    fi
+for shell in bash zsh fish; do
+    command -v "$shell" >/dev/null ||
+        fail "$shell is not installed (scripts/install-deps.sh installs it); its completion is not checked"
 done
-
-# Prints what bash offers (sorted, space-separated) for a command line ending at the cursor.
-# Uses bash-completion when it is installed (as an interactive shell would), plain bash if not.
-bash_offers() {
-    bash -c '
-        [[ -r /usr/share/bash-completion/bash_completion ]] &&
-            source /usr/share/bash-completion/bash_completion
-        source "$1"
-        compopt() { :; } # the real one only works inside a completion that readline started
-        line=$2
-        COMP_LINE=$line
-        COMP_POINT=${#line}
-        read -ra COMP_WORDS <<<"$line"
-        [[ $line == *" " ]] && COMP_WORDS+=("")
-        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-        _with_gpu with-gpu "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
-        ((${#COMPREPLY[@]} == 0)) || printf "%s\n" "${COMPREPLY[@]}" | sort -u | tr "\n" " "
-    ' bash "$bash_file" "$1"
-}
-
-expect() { # SHELL LINE EXPECTED ACTUAL
-    if [[ "$4" != "$3" ]]; then
-        fail "$1 completion of '$2': expected '$3', got '$4'"
-    fi
-}
-# Profiles: the system file of this machine may add its own.
-expect_profiles() { # SHELL ACTUAL
-    if [[ " $2" != *" llm "* || " $2" != *" small "* ]]; then
-        fail "$1 completion of 'with-gpu --profile ': expected llm and small, got '$2'"
-    fi
-}
-
-expect bash "with-gpu --min-m" "--min-memory " "$(bash_offers "with-gpu --min-m")"
-expect bash "with-gpu --wa" "--wait --watch " "$(bash_offers "with-gpu --wa")"
-expect bash "with-gpu --wai" "--wait " "$(bash_offers "with-gpu --wai")"
-expect bash "with-gpu --ti" "--timeout " "$(bash_offers "with-gpu --ti")"
-# GPU indices come from the simulated machine through `with-gpu --status --json`.
-expect bash "with-gpu --gpu " "0 1 2 3 4 5 6 7 " "$(bash_offers "with-gpu --gpu ")"
-expect bash "with-gpu -n " "1 2 3 4 5 6 7 8 " "$(bash_offers "with-gpu -n ")"
-expect bash "with-gpu --gpu-type A" "A100-SXM4-80GB " "$(bash_offers "with-gpu --gpu-type A")"
-# After the options and their values, the command is completed.
-expect bash "with-gpu -n 2 --gpu 1 --poll 5s whoam" "whoami " \
-    "$(bash_offers "with-gpu -n 2 --gpu 1 --poll 5s whoam")"
-expect bash "with-gpu -- whoam" "whoami " "$(bash_offers "with-gpu -- whoam")"
-expect bash "with-gpu --profile llm whoam" "whoami " "$(bash_offers "with-gpu --profile llm whoam")"
-expect_profiles bash "$(bash_offers "with-gpu --profile ")"
-# Without a driver there are no GPUs to offer, and nothing breaks.
-offers=$(WITH_GPU_NVML_LIBRARY=$work/no-such-libnvidia-ml.so bash_offers "with-gpu --gpu " 2>&1)
-expect bash "with-gpu --gpu (no driver)" "" "$offers"
-
-if command -v zsh >/dev/null; then
-    zsh -n "$zsh_file" || fail "zsh -n $zsh_file"
-else
-    echo "note: zsh is not installed; _with-gpu not checked"
+[[ -r /usr/share/bash-completion/bash_completion ]] ||
+    fail "bash-completion is not installed (scripts/install-deps.sh installs it)"
+if ((failures > 0)); then
+    exit 1
 fi
 
-if command -v fish >/dev/null; then
-    fish -n "$fish_file" || fail "fish -n $fish_file"
-    fish_offers() {
+bash -n "$bash_file" || fail "bash -n $bash_file"
+zsh -n "$zsh_file" || fail "zsh -n $zsh_file"
+fish -n "$fish_file" || fail "fish -n $fish_file"
+
+# Every option that `with-gpu --help` lists, sorted, as each shell must offer them for "-".
+mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | tr ',' '\n' | sort -u)
+((${#options[@]} > 20)) || fail "could not read the options from with-gpu --help"
+all_options=${options[*]}
+
+# Each X_offers function prints, for every command line given (ending at the cursor), one
+# line: what the shell offers there, sorted, unique and separated by spaces.
+
+# bash, as an interactive shell with the bash-completion package loads it
+# (BASH_COMPLETION=full), or plain bash without that package (BASH_COMPLETION=plain).
+bash_offers() {
+    local line
+    for line; do
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        bash -c '
+            [[ $BASH_COMPLETION == full ]] && source /usr/share/bash-completion/bash_completion
+            source "$1"
+            compopt() { :; } # the real one only works inside a completion that readline started
+            line=$2
+            COMP_LINE=$line
+            COMP_POINT=${#line}
+            read -ra COMP_WORDS <<<"$line"
+            [[ $line == *" " ]] && COMP_WORDS+=("")
+            COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+            _with_gpu with-gpu "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+            ((${#COMPREPLY[@]} == 0)) || printf "%s\n" "${COMPREPLY[@]}"
+        ' bash "$bash_file" "$line" | sort -u | paste -sd ' ' -
+    done
+}
+bash_full_offers() { BASH_COMPLETION=full bash_offers "$@"; }
+bash_plain_offers() { BASH_COMPLETION=plain bash_offers "$@"; }
+
+# zsh's completion system in an interactive zsh on a pseudo-terminal (see zsh_offers.zsh).
+zsh_offers() {
+    local dir
+    dir=$(mktemp -d "$work/zsh.XXXXXX")
+    zsh "$source_dir/tests/install/zsh_offers.zsh" "$zsh_file" "$dir" "$@"
+}
+
+fish_offers() {
+    local line
+    for line; do
         # XDG_CONFIG_HOME (above) and XDG_DATA_HOME are private: no user completions interfere.
         # shellcheck disable=SC2016 # $argv is fish's, expanded by fish
+        # (string replace fails when nothing is offered: no failure here.)
         XDG_DATA_HOME=$work/fish-data \
-            fish -c 'source $argv[1]; complete -C $argv[2] | string replace -r "\t.*" ""' \
-            "$fish_file" "$1" | sort -u | tr '\n' ' '
-    }
-    expect fish "with-gpu --min-m" "--min-memory " "$(fish_offers "with-gpu --min-m")"
-    expect fish "with-gpu --gpu " "0 1 2 3 4 5 6 7 " "$(fish_offers "with-gpu --gpu ")"
-    expect fish "with-gpu --gpu 1,2," "1,2,0 1,2,1 1,2,2 1,2,3 1,2,4 1,2,5 1,2,6 1,2,7 " \
-        "$(fish_offers "with-gpu --gpu 1,2,")"
-    expect fish "with-gpu -n 2 --gpu 1 whoam" "whoami " "$(fish_offers "with-gpu -n 2 --gpu 1 whoam")"
-    expect fish "with-gpu -- whoam" "whoami " "$(fish_offers "with-gpu -- whoam")"
-    expect fish "with-gpu --profile llm whoam" "whoami " \
-        "$(fish_offers "with-gpu --profile llm whoam")"
-    expect_profiles fish "$(fish_offers "with-gpu --profile ")"
-else
-    echo "note: fish is not installed; with-gpu.fish not checked"
-fi
+            fish -c 'source $argv[1]; complete -C $argv[2] | string replace -r "\t.*" ""; true' \
+            "$fish_file" "$line" | sort -u | paste -sd ' ' -
+    done
+}
+
+# The words of the first list that the second lacks.
+words_only_in() {
+    comm -23 <(tr ' ' '\n' <<<"$1" | sort) <(tr ' ' '\n' <<<"$2" | sort) | paste -sd ' ' -
+}
+
+# What every shell must offer: command line, then the expected offers.
+checks=(
+    "with-gpu -" "$all_options"
+    "with-gpu --wa" "--wait --watch"
+    "with-gpu --wai" "--wait"
+    "with-gpu --min-m" "--min-memory"
+    "with-gpu --ti" "--timeout"
+    # GPU indices and names come from the simulated machine through `with-gpu --status --json`.
+    "with-gpu --gpu " "0 1 2 3 4 5 6 7"
+    "with-gpu -n " "1 2 3 4 5 6 7 8"
+    "with-gpu --gpu-type A" "A100-SXM4-80GB"
+    # After the options and their values, the command is completed.
+    "with-gpu -n 2 --gpu 1 --poll 5s whoam" "whoami"
+    "with-gpu -- whoam" "whoami"
+    "with-gpu --profile llm whoam" "whoami"
+)
+lines=()
+for ((i = 0; i < ${#checks[@]}; i += 2)); do
+    lines+=("${checks[i]}")
+done
+# Profiles come from the configuration files; the system file of this machine may add its own.
+lines+=("with-gpu --profile ")
+
+for shell in bash_full bash_plain zsh fish; do
+    mapfile -t offered < <("${shell}_offers" "${lines[@]}")
+    if ((${#offered[@]} != ${#lines[@]})); then
+        fail "$shell: expected answers for ${#lines[@]} command lines, got ${#offered[@]}"
+        continue
+    fi
+    for ((i = 0; i < ${#checks[@]}; i += 2)); do
+        line=${checks[i]} expected=${checks[i + 1]} actual=${offered[i / 2]}
+        [[ $actual == "$expected" ]] && continue
+        if [[ $line == "with-gpu -" ]]; then
+            fail "${shell/_/ } completion of '$line' differs from with-gpu --help:" \
+                "missing: '$(words_only_in "$expected" "$actual")';" \
+                "not in --help: '$(words_only_in "$actual" "$expected")'"
+        else
+            fail "${shell/_/ } completion of '$line': expected '$expected', got '$actual'"
+        fi
+    done
+    profiles=" ${offered[-1]} "
+    [[ $profiles == *" llm "* && $profiles == *" small "* ]] ||
+        fail "${shell/_/ } completion of 'with-gpu --profile ': expected llm and small, got '${offered[-1]}'"
+done
+
+# Without a driver there are no GPUs to offer, and nothing breaks.
+for shell in bash_full bash_plain fish; do
+    offers=$(WITH_GPU_NVML_LIBRARY=$work/no-such-libnvidia-ml.so "${shell}_offers" "with-gpu --gpu " 2>&1)
+    [[ -z $offers ]] || fail "${shell/_/ } completion of 'with-gpu --gpu ' without a driver: got '$offers'"
+done
+# fish completes the last item of a GPU list.
+offers=$(fish_offers "with-gpu --gpu 1,2,")
+[[ $offers == "1,2,0 1,2,1 1,2,2 1,2,3 1,2,4 1,2,5 1,2,6 1,2,7" ]] ||
+    fail "fish completion of 'with-gpu --gpu 1,2,': got '$offers'"
 
 if ((failures > 0)); then
     echo "completions: $failures failure(s)" >&2
     exit 1
 fi
-echo "completions: ok"
+echo "completions: ok (bash with and without bash-completion, zsh, fish)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Debian package from a configured and built build directory, installs it with
-# dpkg, checks what it installed (the binary, the man page, the completions), runs the
-# installed with-gpu on the NVML simulator of the build tree (the simulator is not in the
-# package), then removes the package and checks that it is gone.
+# Builds the Debian package from a configured and built build directory, checks its
+# contents (the copyright file and the changelog included) and runs lintian on it, installs
+# it with dpkg, checks what it installed (the binary, the man page, the completions), runs
+# the installed with-gpu on the NVML simulator of the build tree (the simulator is not in
+# the package), then removes the package and checks that it is gone.
 #
 #   tests/install/test_deb.sh BUILD_DIR
 #
@@ -63,7 +64,7 @@ fi
 if [[ -e /usr/bin/with-gpu ]]; then
     skip "/usr/bin/with-gpu already exists; not replacing it"
 fi
-for tool in cpack dpkg dpkg-deb dpkg-shlibdeps file; do
+for tool in cpack dpkg dpkg-deb dpkg-shlibdeps dpkg-parsechangelog file; do
     command -v "$tool" >/dev/null ||
         die "$tool is missing (scripts/install-deps.sh installs cmake, dpkg-dev and file)"
 done
@@ -90,6 +91,8 @@ deb=${debs[0]}
 # The files the package must hold, and must not.
 files=(
     /usr/bin/with-gpu
+    /usr/share/doc/with-gpu/copyright
+    /usr/share/doc/with-gpu/changelog.gz
     /usr/share/man/man1/with-gpu.1.gz
     /usr/share/bash-completion/completions/with-gpu
     /usr/share/zsh/vendor-completions/_with-gpu
@@ -112,6 +115,52 @@ version=$(dpkg-deb -f "$deb" Version)
 depends=$(dpkg-deb -f "$deb" Depends)
 [[ $depends == *libc6* ]] || die "Depends ($depends) was not computed from the binary"
 echo "   $(basename "$deb"): Depends: $depends"
+maintainer=$(dpkg-deb -f "$deb" Maintainer)
+[[ $maintainer == "The with-gpu project" ]] || die "Maintainer is '$maintainer'"
+
+# The documentation files, read from the package itself.
+package_file() { # PATH: the content of PATH in the package
+    dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ".$1"
+}
+copyright=$(package_file /usr/share/doc/with-gpu/copyright)
+[[ $(head -n 1 <<<"$copyright") == "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" ]] ||
+    die "the copyright file is not in Debian's machine-readable format (no Format: line)"
+grep -qx 'Files: \*' <<<"$copyright" || die "the copyright file has no 'Files: *' paragraph"
+holders=$(sed -n 's/^Copyright (c) //p' "$source_dir/LICENSE")
+{ [[ -n $holders ]] && grep -qxF "Copyright: $holders" <<<"$copyright"; } ||
+    die "the copyright file does not name the holders as LICENSE does ($holders)"
+[[ $(grep -cx 'License: Expat' <<<"$copyright") -eq 2 ]] ||
+    die "the copyright file does not declare and give the Expat (MIT) licence"
+# The licence text, with DEP-5's indentation and " ." lines undone, is LICENSE's.
+licence_in_package=$(awk '/^License: Expat$/ { n++; next }
+    n == 2 && /^ / { sub(/^ /, ""); if ($0 == ".") $0 = ""; print }' <<<"$copyright")
+licence_in_sources=$(sed -n '/^Permission is hereby granted/,$p' "$source_dir/LICENSE")
+[[ $licence_in_package == "$licence_in_sources" ]] ||
+    die "the licence text in the copyright file differs from LICENSE"
+package_file /usr/share/doc/with-gpu/changelog.gz | gzip -dc >"$work/changelog" ||
+    die "changelog.gz is not a gzip file"
+changelog_version=$(dpkg-parsechangelog -l "$work/changelog" -S Version 2>/dev/null) ||
+    die "dpkg-parsechangelog cannot read the changelog"
+[[ $changelog_version == "$version" ]] ||
+    die "the changelog's latest version is '$changelog_version', the package's $version (add it to NEWS.md)"
+echo "   copyright: DEP-5, Expat; changelog: $(head -n 1 "$work/changelog")"
+
+# lintian: nothing but the one documented complaint (docs/install.md, "Lintian"): no
+# maintainer e-mail address exists, which lintian reports for the Maintainer field
+# (malformed-contact) and for the changelog's trailer lines (syntax-error-in-debian-changelog).
+if command -v lintian >/dev/null; then
+    lintian --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1 || true
+    unexpected=$(grep -E '^[EW]: ' "$work/lintian.log" |
+        grep -vE '^E: with-gpu: malformed-contact Maintainer ' |
+        grep -vE '^W: with-gpu: syntax-error-in-debian-changelog "[^"]*trailer[^"]*" \[usr/share/doc/with-gpu/changelog\.gz:[0-9]+\]$' ||
+        true)
+    [[ -z $unexpected ]] || die "lintian: $unexpected"
+    grep -qE '^E: with-gpu: malformed-contact' "$work/lintian.log" ||
+        die "lintian no longer reports malformed-contact: update docs/install.md and this test"
+    echo "   lintian: only the documented complaint (no maintainer e-mail address)"
+else
+    echo "   note: lintian is not installed (scripts/install-deps.sh installs it); not run"
+fi
 
 echo "-- dpkg -i"
 installed=true

@@ -5,15 +5,13 @@
 //   WITH_GPU_UPDATE_GOLDEN=1 build/tests/unit/unit_tests --gtest_filter='StatusGolden*'
 //   git diff tests/unit/golden/
 // (`cat -v` or `less -R` on the *.color.txt files shows the colours.)
+#include "golden.hpp"
 #include "report/status_report.hpp"
 #include "snapshot_builder.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -21,42 +19,12 @@
 namespace withgpu::report {
 namespace {
 
+using testing::expect_golden;
 using testing::gib;
 using testing::make_gpu;
 using testing::make_machine;
 using testing::make_process;
 using testing::uuid_for;
-
-// The golden files sit next to this source; a compile definition may say otherwise.
-std::filesystem::path golden_dir() {
-#ifdef WITH_GPU_GOLDEN_DIR
-    return WITH_GPU_GOLDEN_DIR;
-#else
-    return std::filesystem::path(__FILE__).parent_path() / "golden";
-#endif
-}
-
-bool updating() {
-    const char* update = std::getenv("WITH_GPU_UPDATE_GOLDEN");
-    return update != nullptr && std::string(update) == "1";
-}
-
-// Compares `actual` with the golden file `name`, or rewrites the file when updating.
-void expect_golden(const std::string& name, const std::string& actual) {
-    const auto path = golden_dir() / name;
-    if (updating()) {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out << actual;
-        ASSERT_TRUE(out.good()) << "could not write " << path;
-        return;
-    }
-    std::ifstream in(path, std::ios::binary);
-    ASSERT_TRUE(in.good()) << path << " is missing; run with WITH_GPU_UPDATE_GOLDEN=1 to create it";
-    std::stringstream expected;
-    expected << in.rdbuf();
-    EXPECT_EQ(actual, expected.str())
-        << "differs from " << path << "; if intended, regenerate (see the top of this file)";
-}
 
 // The moment every board is drawn at, and times relative to it.
 constexpr std::int64_t now = 1795341780; // 2026-11-22T10:03:00Z
