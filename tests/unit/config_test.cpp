@@ -852,7 +852,7 @@ TEST(ConfigErrorTest, CommandLineErrors) {
          {},
          {{"count", "4294967296"}},
          "-n/--count: 4294967296 is out of range (at most 4294967295)",
-         "e.g. -n 2"},
+         "e.g. -n/--count 2"},
         {"bad size",
          "",
          "",
