@@ -126,7 +126,8 @@ TEST(StatusJsonTest, InvalidUtf8InEveryForeignStringIsReplaced) {
     (*m.gpus[0].processes)[0].command = "sh -c sleep caf\xe9";
     m.gpus[2].error = "lost \x80";
     gpu::ClaimHolder holder;
-    holder.user = "b\xf0" "b";
+    holder.user = "b\xf0"
+                  "b";
     holder.command = "x\xed\xa0\x80";
     queue::Ticket ticket;
     ticket.user = "\xfe";
