@@ -3,6 +3,7 @@ with-gpu prints stays valid UTF-8 without control characters, and errors are cle
 
 import json
 import os
+import signal
 import subprocess
 import unittest
 
@@ -31,14 +32,20 @@ class HostileTextTest(Case):
         holder = self.popen_wg("--gpu", "0", "sh", "-c", "exec sleep 300", HOSTILE)
         self.addCleanup(holder.stdout.close)
         self.addCleanup(holder.stderr.close)
+        self.addCleanup(holder.wait, 30)
+        self.addCleanup(holder.terminate)  # passed on to the job: nothing is left behind
         self.wait_until(lambda: (c := self.claim_of(0)) and c.get("pid"), what="claim record")
         return holder
 
     def test_status_json_survives_a_command_line_that_is_not_utf8(self):
         # Not the last command of the script, so that sh cannot exec it and stays in /proc.
-        sleeper = subprocess.Popen(["sh", "-c", "sleep 300; exit 0", b"caf\xe9"])
+        # Its own process group, so that the cleanup ends sleep too: a sleep left behind would
+        # hold the test runner's output pipe open.
+        sleeper = subprocess.Popen(["sh", "-c", "sleep 300; exit 0", b"caf\xe9"],
+                                   start_new_session=True, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
         self.addCleanup(sleeper.wait)
-        self.addCleanup(sleeper.kill)
+        self.addCleanup(os.killpg, sleeper.pid, signal.SIGKILL)
         self.machine([gpu(0, processes=[busy(sleeper.pid, GIB)])])
         r = self.run_bytes("--status", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
