@@ -92,6 +92,15 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
         if (!machine) {
             return tl::unexpected(machine.error());
         }
+        // A UUID prefix that matches two GPUs would silently pick one of them.
+        for (const auto& [refs, name] :
+             {std::pair{&request.only, "--gpu"},
+              std::pair{&request.banned, "banned (system configuration)"},
+              std::pair{&request.exclude, "--exclude"}}) {
+            if (auto unique = selection::check_unique_prefixes(*refs, name, *machine); !unique) {
+                return tl::unexpected(unique.error());
+            }
+        }
         if (dry_run) {
             return show_decision(options, *machine, request);
         }

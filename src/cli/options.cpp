@@ -142,6 +142,7 @@ struct RawValues {
     std::optional<std::string> max_gpus;
     std::optional<std::string> gpu;
     std::optional<std::string> exclude;
+    std::optional<std::string> banned; // system file only; already part of `exclude`
     std::optional<std::string> gpu_type;
     std::optional<std::string> min_memory;
     std::optional<std::string> max_util;
@@ -236,6 +237,13 @@ Result<void> fill_request(const RawValues& raw, selection::Request& request) {
             return tl::unexpected(refs.error());
         }
         request.exclude = std::move(*refs);
+    }
+    if (raw.banned) {
+        auto refs = selection::parse_gpu_list(*raw.banned, "banned", true);
+        if (!refs) {
+            return tl::unexpected(refs.error());
+        }
+        request.banned = std::move(*refs);
     }
     if (raw.gpu_type) {
         if (raw.gpu_type->empty()) {
@@ -332,6 +340,7 @@ RawValues merged_values(const RawValues& typed, const config::Settings& settings
     merged.max_gpus = settings.text("max_gpus");
     merged.gpu = settings.text("gpu");
     merged.exclude = settings.text("exclude");
+    merged.banned = settings.text("banned");
     merged.gpu_type = settings.text("gpu_type");
     merged.min_memory = settings.text("min_memory");
     merged.max_util = settings.text("max_util");

@@ -361,9 +361,12 @@ std::vector<std::string_view> key_names() {
 
 // ---- checking one value
 
-std::string range_text(const KeyInfo& key) {
+// The bound a value broke: "at least 1" for one below it, "at most 4294967295" for one above
+// a key with no maximum of its own, "0 to 100" for a key with both bounds.
+std::string range_text(const KeyInfo& key, bool too_large) {
     if (key.maximum == UINT_MAX) {
-        return fmt::format("at least {}", key.minimum);
+        return too_large ? fmt::format("at most {}", key.maximum)
+                         : fmt::format("at least {}", key.minimum);
     }
     return fmt::format("{} to {}", key.minimum, key.maximum);
 }
@@ -372,7 +375,9 @@ Result<std::string> check_range(const KeyInfo& key, std::int64_t value) {
     if (value < static_cast<std::int64_t>(key.minimum) ||
         value > static_cast<std::int64_t>(key.maximum)) {
         return fail(ErrorKind::usage,
-                    fmt::format("{} is out of range ({})", value, range_text(key)));
+                    fmt::format("{} is out of range ({})",
+                                value,
+                                range_text(key, value > static_cast<std::int64_t>(key.maximum))));
     }
     return std::to_string(value);
 }
@@ -406,7 +411,7 @@ Result<std::string> normalise_text(const KeyInfo& key, std::string_view raw) {
             if (!digits.empty() &&
                 digits.find_first_not_of("0123456789") == std::string_view::npos) {
                 return fail(ErrorKind::usage,
-                            fmt::format("{} is out of range ({})", digits, range_text(key)));
+                            fmt::format("{} is out of range ({})", digits, range_text(key, true)));
             }
             return fail(ErrorKind::usage, fmt::format("\"{}\" is not a whole number", raw));
         }

@@ -32,6 +32,9 @@ struct GpuSnapshot {
     std::optional<std::uint64_t> memory_total_bytes;
     std::optional<std::uint64_t> memory_used_bytes;
     std::optional<std::uint64_t> memory_free_bytes;
+    // What the driver keeps for itself (nvmlDeviceGetMemoryInfo_v2); it is never free, so
+    // total - reserved is the most a job can ever get. Unknown with the v1 call.
+    std::optional<std::uint64_t> memory_reserved_bytes;
     std::optional<unsigned> utilization_percent;
     std::optional<unsigned> temperature_c;
     std::optional<double> power_w;

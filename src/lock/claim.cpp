@@ -1,6 +1,7 @@
 #include "lock/claim.hpp"
 
 #include "lock/lock_file.hpp"
+#include "util/text.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -36,7 +37,7 @@ Result<void> check_uuid(const std::string& uuid) {
         return fail(ErrorKind::environment,
                     fmt::format("GPU UUID \"{}\" cannot be used to name a lock file (only "
                                 "letters, digits and '-' are accepted)",
-                                uuid),
+                                text::printable(uuid)),
                     "this UUID did not come from a normal NVIDIA driver; report it");
     }
     return {};
@@ -165,6 +166,14 @@ Result<void> write_record(int fd, const std::string& record, const std::string& 
 }
 
 } // namespace
+
+gpu::ClaimHolder parse_claim_record(std::string_view text) {
+    return parse_holder(text);
+}
+
+std::string format_claim_record(const gpu::ClaimHolder& holder) {
+    return format_record(holder);
+}
 
 std::string lock_file_name(const std::string& uuid) {
     return "gpu-" + uuid + ".lock";

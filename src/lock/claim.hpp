@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace withgpu::lock {
@@ -61,6 +62,13 @@ class Claim {
     std::vector<std::string> m_uuids; // sorted
     std::vector<Fd> m_fds;            // parallel to m_uuids
 };
+
+// The holder recorded in a lock file's text (one line of JSON). Anyone may write that text:
+// what is missing, malformed or out of range leaves its field empty; it never fails or throws.
+[[nodiscard]] gpu::ClaimHolder parse_claim_record(std::string_view text);
+
+// The record Claim::record_holder writes: one line of JSON, shorter than what the reader reads.
+[[nodiscard]] std::string format_claim_record(const gpu::ClaimHolder& holder);
 
 // "gpu-<UUID>.lock": the lock file's name inside the lock directory.
 [[nodiscard]] std::string lock_file_name(const std::string& uuid);

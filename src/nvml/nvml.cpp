@@ -437,6 +437,9 @@ class GpuReader {
             rc = m_api.memory_v2(device, &memory);
             if (rc == NVML_SUCCESS) {
                 set_memory(memory.total, memory.used, memory.free);
+                if (m_gpu.memory_total_bytes && memory.reserved <= memory.total) {
+                    m_gpu.memory_reserved_bytes = memory.reserved;
+                }
                 return true;
             }
             if (!try_older_abi(rc)) {

@@ -1,5 +1,7 @@
 #include "queue/turn.hpp"
 
+#include "util/text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -59,11 +61,12 @@ Turn take_turn(const gpu::MachineSnapshot& machine,
         bool conflicts = false;
         for (const auto& uuid : usable_gpus(machine, ticket.request)) {
             // The earliest waiter that wants a GPU is the one named in the reason.
-            reserved.emplace(uuid,
-                             fmt::format("wanted by {} waiting before us ({} in queue, pid {})",
-                                         ticket.user.empty() ? "a job" : ticket.user,
-                                         ordinal(static_cast<unsigned>(i + 1)),
-                                         ticket.pid));
+            reserved.emplace(
+                uuid,
+                fmt::format("wanted by {} waiting before us ({} in queue, pid {})",
+                            ticket.user.empty() ? "a job" : text::printable(ticket.user),
+                            ordinal(static_cast<unsigned>(i + 1)),
+                            ticket.pid));
             conflicts = conflicts || my_gpus.count(uuid) > 0;
         }
         if (conflicts) {

@@ -1,5 +1,6 @@
 #include "report/decision_report.hpp"
 
+#include "util/text.hpp"
 #include "util/units.hpp"
 
 #include <fmt/format.h>
@@ -7,6 +8,11 @@
 namespace withgpu::report {
 
 namespace {
+
+// JSON must be UTF-8: names from the driver and GPU references from argv may not be.
+nlohmann::json text_json(std::string_view text) {
+    return text::valid_utf8(text);
+}
 
 std::string reasons_text(const selection::GpuVerdict& verdict) {
     std::string text;
@@ -37,12 +43,12 @@ nlohmann::json decision_json(const gpu::MachineSnapshot& machine,
         const gpu::GpuSnapshot* g = machine.find(v.index);
         nlohmann::json reasons = nlohmann::json::array();
         for (const auto& r : v.rejections) {
-            reasons.push_back({{"reason", r.reason}, {"permanent", r.permanent}});
+            reasons.push_back({{"reason", text_json(r.reason)}, {"permanent", r.permanent}});
         }
         gpus.push_back({
             {"index", v.index},
-            {"uuid", g != nullptr ? g->uuid : ""},
-            {"name", g != nullptr ? g->name : ""},
+            {"uuid", text_json(g != nullptr ? g->uuid : "")},
+            {"name", text_json(g != nullptr ? g->name : "")},
             {"eligible", v.rejections.empty()},
             {"preferred", v.preferred},
             {"chosen", v.chosen},
@@ -52,7 +58,7 @@ nlohmann::json decision_json(const gpu::MachineSnapshot& machine,
     return {
         {"version", 1},
         {"outcome", outcome_name(decision.outcome)},
-        {"summary", decision.summary},
+        {"summary", text_json(decision.summary)},
         {"chosen", decision.chosen},
         {"gpus", std::move(gpus)},
     };
@@ -63,7 +69,7 @@ std::string decision_text(const gpu::MachineSnapshot& machine,
     std::string out;
     for (const auto& v : decision.verdicts) {
         const gpu::GpuSnapshot* g = machine.find(v.index);
-        std::string name = g != nullptr ? g->name : "";
+        std::string name = g != nullptr ? text::printable(g->name) : "";
         std::string free = g != nullptr && g->memory_free_bytes
                                ? units::format_size(*g->memory_free_bytes) + " free"
                                : "";

@@ -1,5 +1,6 @@
 #include "report/status_report.hpp"
 
+#include "util/text.hpp"
 #include "util/units.hpp"
 
 #include <fmt/format.h>
@@ -18,6 +19,16 @@ template <typename T> nlohmann::json or_null(const std::optional<T>& value) {
     return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
+// Foreign text (command lines, user names, what the driver says) as a JSON string: JSON must
+// be UTF-8, and a Latin-1 argument must not make the whole document unprintable.
+nlohmann::json text_json(std::string_view text) {
+    return text::valid_utf8(text);
+}
+
+nlohmann::json text_or_null(const std::optional<std::string>& text) {
+    return text ? text_json(*text) : nlohmann::json(nullptr);
+}
+
 nlohmann::json mib_or_null(const std::optional<std::uint64_t>& bytes) {
     return bytes ? nlohmann::json(*bytes / units::mib) : nlohmann::json(nullptr);
 }
@@ -32,8 +43,8 @@ nlohmann::json claim_json(const gpu::ClaimHolder& holder) {
     return {
         {"pid", or_null(holder.pid)},
         {"supervisor_pid", or_null(holder.supervisor_pid)},
-        {"user", or_null(holder.user)},
-        {"command", or_null(holder.command)},
+        {"user", text_or_null(holder.user)},
+        {"command", text_or_null(holder.command)},
         {"since", holder.since_unix ? nlohmann::json(format_utc(*holder.since_unix)) : nullptr},
         {"since_unix", or_null(holder.since_unix)},
     };
@@ -92,7 +103,7 @@ std::string short_name(const std::string& name) {
     if (n.size() > vendor.size() && n.substr(0, vendor.size()) == vendor) {
         n.remove_prefix(vendor.size());
     }
-    return n.empty() ? "?" : cut(printable(n), name_cap);
+    return n.empty() ? "?" : cut(text::printable(n), name_cap);
 }
 
 // GiB without the unit: "65", "0.5", "1.5" (one decimal below 10 where it matters).
@@ -114,14 +125,14 @@ const gpu::ClaimHolder* holder_of(const gpu::ClaimMap& claims, const std::string
 std::string holder_text(const gpu::ClaimHolder& holder, std::int64_t now) {
     std::string text;
     if (holder.user) {
-        text = printable(*holder.user);
+        text = text::printable(*holder.user);
     } else if (holder.pid) {
         text = fmt::format("pid {}", *holder.pid);
     } else {
         text = "?"; // the lock is held but its record could not be read
     }
     if (holder.since_unix && now >= *holder.since_unix) {
-        text += " " + units::format_duration(std::chrono::seconds(now - *holder.since_unix));
+        text += " " + units::format_duration(units::elapsed(*holder.since_unix, now));
     }
     return text;
 }
@@ -149,7 +160,7 @@ Row make_row(const gpu::GpuSnapshot& g, const gpu::ClaimMap& claims, std::int64_
     row.index = std::to_string(g.index);
     row.name = short_name(g.name);
     if (g.error) {
-        row.error = printable(*g.error);
+        row.error = text::printable(*g.error);
     }
     if (g.memory_total_bytes && g.memory_used_bytes && *g.memory_total_bytes > 0) {
         row.used_fraction =
@@ -331,8 +342,9 @@ ProcessLayout make_process_layout(const gpu::MachineSnapshot& machine) {
         }
         for (const auto& p : processes_to_show(*g.processes)) {
             layout.pid = std::max(layout.pid, std::to_string(p.pid).size());
-            layout.user = std::max(
-                layout.user, std::min(user_cap, display_width(printable(p.user.value_or("?")))));
+            layout.user =
+                std::max(layout.user,
+                         std::min(user_cap, display_width(text::printable(p.user.value_or("?")))));
             layout.memory = std::max(layout.memory, display_width(process_memory(p)));
         }
     }
@@ -360,7 +372,7 @@ std::string process_lines(const gpu::GpuSnapshot& g,
         const std::string memory = process_memory(p);
         out += indent + (last ? "└ " : "├ ") + "pid " +
                pad_right(std::to_string(p.pid), layout.pid) + "  " +
-               cell(cut(printable(p.user.value_or("?")), user_cap),
+               cell(cut(text::printable(p.user.value_or("?")), user_cap),
                     layout.user,
                     p.user ? Tone::plain : Tone::dim,
                     Align::left,
@@ -372,7 +384,7 @@ std::string process_lines(const gpu::GpuSnapshot& g,
                     Align::right,
                     style) +
                "  " +
-               paint(cut(printable(p.command.value_or("?")), command_width),
+               paint(cut(text::printable(p.command.value_or("?")), command_width),
                      p.command ? Tone::plain : Tone::dim,
                      style) +
                "\n";
@@ -404,14 +416,14 @@ std::string queue_table(const std::vector<queue::Ticket>& queue,
         const std::string row =
             fmt::format("  {:>3}. {} pid {:<8} {:<10} for {:<8} ",
                         ++position,
-                        pad_right(cut(t.user.empty() ? "?" : printable(t.user), 10), 10),
+                        pad_right(cut(t.user.empty() ? "?" : text::printable(t.user), 10), 10),
                         t.pid,
                         gpus,
-                        units::format_duration(
-                            std::chrono::seconds(std::max<std::int64_t>(0, now - t.since_unix))));
+                        units::format_duration(units::elapsed(t.since_unix, now)));
         const std::size_t used = display_width(row);
         out += row +
-               cut(printable(t.command), width > used + min_command ? width - used : min_command) +
+               cut(text::printable(t.command),
+                   width > used + min_command ? width - used : min_command) +
                "\n";
     }
     return out;
@@ -424,8 +436,8 @@ nlohmann::json queue_json(const std::vector<queue::Ticket>& queue) {
         waiting.push_back({
             {"position", ++position},
             {"pid", t.pid},
-            {"user", t.user},
-            {"command", t.command},
+            {"user", text_json(t.user)},
+            {"command", text_json(t.command)},
             {"gpus_needed", t.request.min_gpus},
             {"gpus_wanted", t.request.max_gpus},
             {"since", format_utc(t.since_unix)},
@@ -461,17 +473,17 @@ nlohmann::json status_json(const gpu::MachineSnapshot& machine,
                 {"pid", p.pid},
                 {"type", kind_name(p.kind)},
                 {"used_memory_mib", mib_or_null(p.used_memory_bytes)},
-                {"user", or_null(p.user)},
-                {"command", or_null(p.command)},
+                {"user", text_or_null(p.user)},
+                {"command", text_or_null(p.command)},
             });
         }
         auto claim = claims.find(g.uuid);
         gpus.push_back({
             {"index", g.index},
-            {"uuid", g.uuid},
-            {"name", g.name},
-            {"pci_bus_id", g.pci_bus_id},
-            {"error", or_null(g.error)},
+            {"uuid", text_json(g.uuid)},
+            {"name", text_json(g.name)},
+            {"pci_bus_id", text_json(g.pci_bus_id)},
+            {"error", text_or_null(g.error)},
             {"memory_total_mib", mib_or_null(g.memory_total_bytes)},
             {"memory_used_mib", mib_or_null(g.memory_used_bytes)},
             {"memory_free_mib", mib_or_null(g.memory_free_bytes)},
@@ -488,7 +500,7 @@ nlohmann::json status_json(const gpu::MachineSnapshot& machine,
         {"version", json_format_version},
         {"driver_version",
          machine.driver_version.empty() ? nlohmann::json(nullptr)
-                                        : nlohmann::json(machine.driver_version)},
+                                        : text_json(machine.driver_version)},
         {"gpus", std::move(gpus)},
         {"queue", queue_json(queue)},
     };
@@ -502,7 +514,8 @@ std::string status_table(const gpu::MachineSnapshot& machine,
     const std::size_t width = std::max<std::size_t>(style.width, min_width);
     std::string out =
         paint(fmt::format("NVIDIA driver {}, {} GPU{}",
-                          machine.driver_version.empty() ? "?" : machine.driver_version,
+                          machine.driver_version.empty() ? "?"
+                                                         : text::printable(machine.driver_version),
                           machine.gpus.size(),
                           machine.gpus.size() == 1 ? "" : "s"),
               Tone::bold,

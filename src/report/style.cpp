@@ -67,17 +67,6 @@ std::string cut(std::string_view text, std::size_t width) {
     return std::string(text.substr(0, end)) + "…";
 }
 
-std::string printable(std::string_view text) {
-    std::string out(text);
-    for (char& c : out) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte < 0x20U || byte == 0x7FU) {
-            c = '?';
-        }
-    }
-    return out;
-}
-
 std::string pad_right(std::string_view text, std::size_t width) {
     std::string out(text);
     const std::size_t columns = display_width(text);

@@ -27,10 +27,6 @@ enum class Tone { plain, bold, dim, green, yellow, red };
 // `text` cut to at most `width` columns, ending in "…" when something was cut off.
 [[nodiscard]] std::string cut(std::string_view text, std::size_t width);
 
-// `text` with every control character (newline, escape, ...) replaced by '?': what a process
-// put in its command line must not move the cursor, colour the screen or break a row.
-[[nodiscard]] std::string printable(std::string_view text);
-
 // `text` padded with spaces to `width` columns (on the right or on the left).
 [[nodiscard]] std::string pad_right(std::string_view text, std::size_t width);
 [[nodiscard]] std::string pad_left(std::string_view text, std::size_t width);

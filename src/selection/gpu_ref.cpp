@@ -1,5 +1,7 @@
 #include "selection/gpu_ref.hpp"
 
+#include "util/text.hpp"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -247,6 +249,31 @@ bool matches(const GpuRef& ref, const gpu::GpuSnapshot& gpu) {
         return icontains(gpu.name, ref.key);
     }
     return false;
+}
+
+Result<void> check_unique_prefixes(const std::vector<GpuRef>& refs,
+                                   std::string_view option_name,
+                                   const gpu::MachineSnapshot& machine) {
+    for (const auto& ref : refs) {
+        if (ref.kind != GpuRef::Kind::uuid) {
+            continue;
+        }
+        std::vector<std::string> matched;
+        for (const auto& gpu : machine.gpus) {
+            if (matches(ref, gpu)) {
+                matched.push_back(fmt::format("GPU {} ({})", gpu.index, text::printable(gpu.uuid)));
+            }
+        }
+        if (matched.size() > 1) {
+            return fail(ErrorKind::usage,
+                        fmt::format("{} {} is ambiguous: it matches {}",
+                                    option_name,
+                                    text::printable(ref.text),
+                                    fmt::join(matched, ", ")),
+                        "give more of the UUID, so that it names one GPU");
+        }
+    }
+    return {};
 }
 
 Result<VisibleDevices> parse_cuda_visible_devices(const std::optional<std::string>& value) {

@@ -34,6 +34,13 @@ parse_gpu_list(std::string_view text, std::string_view option_name, bool allow_n
 // last two case-insensitive.)
 [[nodiscard]] bool matches(const GpuRef& ref, const gpu::GpuSnapshot& gpu);
 
+// Checks that each UUID reference in `refs` designates at most one GPU of `machine`: a UUID
+// prefix must be unique. ErrorKind::usage naming the reference and every GPU it matches.
+// `option_name` says where the references came from ("--gpu", "--exclude").
+[[nodiscard]] Result<void> check_unique_prefixes(const std::vector<GpuRef>& refs,
+                                                 std::string_view option_name,
+                                                 const gpu::MachineSnapshot& machine);
+
 // What an inherited CUDA_VISIBLE_DEVICES allows.
 struct VisibleDevices {
     bool restricted = false;  // false: variable unset, every GPU is a candidate

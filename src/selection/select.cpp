@@ -1,5 +1,6 @@
 #include "selection/select.hpp"
 
+#include "util/text.hpp"
 #include "util/units.hpp"
 
 #include <fmt/format.h>
@@ -39,7 +40,7 @@ std::string join_refs(const std::vector<GpuRef>& refs) {
         }
         joined += ref.text;
     }
-    return joined;
+    return text::printable(joined);
 }
 
 bool matches_any(const std::vector<GpuRef>& refs, const gpu::GpuSnapshot& gpu) {
@@ -72,7 +73,7 @@ std::pair<std::string, std::string> format_watts_pair(double a, double b) {
 std::string claim_reason(const gpu::ClaimHolder& holder, std::int64_t now_unix) {
     std::string reason = "claimed";
     if (holder.user) {
-        reason += fmt::format(" by {}", *holder.user);
+        reason += fmt::format(" by {}", text::printable(*holder.user));
     }
     std::vector<std::string> details;
     if (holder.pid) {
@@ -83,14 +84,14 @@ std::string claim_reason(const gpu::ClaimHolder& holder, std::int64_t now_unix) 
         if (command.size() > max_command_chars) {
             command = command.substr(0, max_command_chars - 3) + "...";
         }
-        details.push_back(std::move(command));
+        details.push_back(text::printable(command));
     }
     if (!details.empty()) {
         reason += fmt::format(" ({})", fmt::join(details, ", "));
     }
     if (holder.since_unix) {
-        const std::int64_t held = std::max<std::int64_t>(0, now_unix - *holder.since_unix);
-        reason += fmt::format(" for {}", units::format_duration(std::chrono::seconds(held)));
+        reason += fmt::format(" for {}",
+                              units::format_duration(units::elapsed(*holder.since_unix, now_unix)));
     }
     return reason;
 }
@@ -101,20 +102,26 @@ void check_identity(const gpu::GpuSnapshot& gpu,
     if (!request.only.empty() && !matches_any(request.only, gpu)) {
         rejections.push_back({fmt::format("not in --gpu {}", join_refs(request.only)), true});
     }
+    const bool banned = matches_any(request.banned, gpu);
+    if (banned) {
+        rejections.push_back({"banned by the system configuration", true});
+    }
     for (const auto& ref : request.exclude) {
-        if (matches(ref, gpu)) {
-            rejections.push_back({fmt::format("excluded by --exclude {}", ref.text), true});
+        if (!banned && matches(ref, gpu)) {
+            rejections.push_back(
+                {fmt::format("excluded by --exclude {}", text::printable(ref.text)), true});
             break;
         }
     }
     if (request.visible.restricted && !matches_any(request.visible.refs, gpu)) {
         const std::string shown =
-            request.visible.original.empty() ? "\"\"" : request.visible.original;
+            request.visible.original.empty() ? "\"\"" : text::printable(request.visible.original);
         rejections.push_back({fmt::format("not in CUDA_VISIBLE_DEVICES={}", shown), true});
     }
     if (request.gpu_type && request.strict_type && !icontains(gpu.name, *request.gpu_type)) {
         rejections.push_back(
-            {fmt::format("not a {} (--gpu-type, --strict)", *request.gpu_type), true});
+            {fmt::format("not a {} (--gpu-type, --strict)", text::printable(*request.gpu_type)),
+             true});
     }
 }
 
@@ -125,12 +132,28 @@ void check_metrics(const gpu::GpuSnapshot& gpu,
                    std::int64_t now_unix,
                    std::vector<Rejection>& rejections) {
     bool total_too_small = false;
-    if (request.min_free_bytes && gpu.memory_total_bytes &&
-        *gpu.memory_total_bytes < *request.min_free_bytes) {
-        const auto [total, wanted] =
-            format_size_pair(*gpu.memory_total_bytes, *request.min_free_bytes);
-        rejections.push_back({fmt::format("{} total < {} wanted", total, wanted), true});
-        total_too_small = true;
+    if (request.min_free_bytes && gpu.memory_total_bytes) {
+        // The most that can ever be free: the driver's reserved memory is never released.
+        const std::uint64_t kept =
+            std::min(gpu.memory_reserved_bytes.value_or(0), *gpu.memory_total_bytes);
+        const std::uint64_t usable = *gpu.memory_total_bytes - kept;
+        if (usable < *request.min_free_bytes) {
+            if (kept == 0 || *gpu.memory_total_bytes < *request.min_free_bytes) {
+                const auto [total, wanted] =
+                    format_size_pair(*gpu.memory_total_bytes, *request.min_free_bytes);
+                rejections.push_back({fmt::format("{} total < {} wanted", total, wanted), true});
+            } else {
+                const auto [most, wanted] = format_size_pair(usable, *request.min_free_bytes);
+                rejections.push_back({fmt::format("at most {} free ({} total, {} reserved by "
+                                                  "the driver) < {} wanted",
+                                                  most,
+                                                  units::format_size(*gpu.memory_total_bytes),
+                                                  units::format_size(kept),
+                                                  wanted),
+                                      true});
+            }
+            total_too_small = true;
+        }
     }
 
     if (!gpu.uuid.empty()) {
@@ -270,7 +293,7 @@ Decision select(const gpu::MachineSnapshot& machine,
         verdict.preferred = request.gpu_type && icontains(gpu.name, *request.gpu_type);
 
         if (gpu.error) {
-            verdict.rejections.push_back({*gpu.error, true});
+            verdict.rejections.push_back({text::printable(*gpu.error), true});
         }
         check_identity(gpu, request, verdict.rejections);
         // A GPU that could not be read has no metrics worth judging.

@@ -20,6 +20,8 @@ struct Request {
 
     std::vector<GpuRef> only;    // --gpu: candidates restricted to these (empty: all)
     std::vector<GpuRef> exclude; // --exclude (and banned GPUs from configuration)
+    std::vector<GpuRef> banned;  // the system file's banned GPUs (also in `exclude`): only
+                                 // for saying why a GPU is refused
     VisibleDevices visible;      // inherited CUDA_VISIBLE_DEVICES
 
     std::optional<std::string> gpu_type; // --gpu-type: case-insensitive substring of the name
@@ -33,10 +35,13 @@ struct Request {
 };
 
 // Why one GPU cannot be chosen. `permanent` reasons cannot change while this machine and
-// request stay the same (excluded, wrong model, too little total memory, not visible, lost);
-// the others can (claimed, too little free memory now, busy, hot, ...).
+// request stay the same (excluded, wrong model, too little memory even when empty, not visible,
+// lost); the others can (claimed, too little free memory now, busy, hot, ...).
 struct Rejection {
-    std::string reason; // e.g. "3.1 GiB free < 20 GiB", "util 87% > 10%", "claimed by alice ..."
+    // e.g. "3.1 GiB free < 20 GiB", "util 87% > 10%", "claimed by alice ...". Safe to print:
+    // text from elsewhere (a claimer's user name and command, a GPU's error) went through
+    // text::printable.
+    std::string reason;
     bool permanent = false;
 };
 

@@ -304,6 +304,17 @@ std::string format_size(std::uint64_t bytes) {
     return fmt::format("{:.1f} {}", tenths, names[unit]);
 }
 
+std::chrono::seconds elapsed(std::int64_t since_unix, std::int64_t now_unix) {
+    if (since_unix >= now_unix) {
+        return std::chrono::seconds(0);
+    }
+    // now > since, so the difference is positive; it overflows only when since is far below 0.
+    if (since_unix < 0 && now_unix > std::numeric_limits<std::int64_t>::max() + since_unix) {
+        return std::chrono::seconds(std::numeric_limits<std::int64_t>::max());
+    }
+    return std::chrono::seconds(now_unix - since_unix);
+}
+
 std::string format_duration(std::chrono::seconds duration) {
     const std::int64_t total = duration.count() < 0 ? 0 : duration.count();
     constexpr std::int64_t minute = 60;

@@ -27,6 +27,10 @@ namespace withgpu::units {
 // "3.1 GiB", "512 MiB", "80 GiB": binary units, one decimal below 10, none above.
 [[nodiscard]] std::string format_size(std::uint64_t bytes);
 
+// Seconds from `since_unix` to `now_unix`, 0 when `since_unix` is later (a clock set back),
+// and never an overflow, whatever a claim record or ticket file says.
+[[nodiscard]] std::chrono::seconds elapsed(std::int64_t since_unix, std::int64_t now_unix);
+
 // "45s", "2m05s", "2h13m", "3d04h": compact, for claims and waiting times.
 [[nodiscard]] std::string format_duration(std::chrono::seconds duration);
 

@@ -1,5 +1,6 @@
 """Configuration files, profiles and WITH_GPU_* variables, end to end."""
 
+import json
 import os
 import subprocess
 import unittest
@@ -45,6 +46,18 @@ class ConfigTest(Case):
     def test_defaults_and_banned_gpus_apply(self):
         # max_util 10 (user) rules out GPU 1; banned V100 (system) rules out GPU 2.
         self.assertEqual(self.chosen("-n", "2", env=self.files), "0,3")
+
+    def test_banned_gpus_are_named_as_banned_not_as_excluded(self):
+        r = self.run_wg("--dry-run", "--exclude", "3", env=self.files)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertRegex(lines[2], r"^GPU 2 .*rejected: banned by the system configuration$")
+        self.assertRegex(lines[3], r"^GPU 3 .*rejected: excluded by --exclude 3$")
+        self.assertNotIn("--exclude name:V100", r.stdout)
+        r = self.run_wg("--dry-run", "--json", env=self.files)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        reasons = json.loads(r.stdout)["gpus"][2]["reasons"]
+        self.assertEqual(reasons, [{"reason": "banned by the system configuration", "permanent": True}])
 
     def test_profile_then_environment_then_flags(self):
         self.assertEqual(self.chosen("--profile", "llm", env=self.files), "0,3")

@@ -229,6 +229,48 @@ TEST(Matches, NameIsCaseInsensitiveSubstring) {
     EXPECT_FALSE(matches(parse_one("name:V100-PCIE"), gpu));
 }
 
+// --- unique prefixes ---------------------------------------------------------------------------
+
+gpu::MachineSnapshot machine_of(std::vector<std::string> uuids) {
+    gpu::MachineSnapshot machine;
+    for (unsigned i = 0; i < uuids.size(); ++i) {
+        machine.gpus.push_back(make_gpu(i));
+        machine.gpus.back().uuid = uuids[i];
+    }
+    return machine;
+}
+
+TEST(UniquePrefixes, AmbiguousPrefixIsAUsageErrorNamingEveryMatch) {
+    const auto machine = machine_of({"GPU-5a000000", "GPU-7b000000", "GPU-5c000000"});
+    const auto refs = parse_gpu_list("1,GPU-5", "--gpu", false);
+    ASSERT_TRUE(refs.has_value());
+    const auto checked = check_unique_prefixes(*refs, "--gpu", machine);
+    ASSERT_FALSE(checked.has_value());
+    EXPECT_EQ(checked.error().kind, ErrorKind::usage);
+    EXPECT_EQ(checked.error().message,
+              "--gpu GPU-5 is ambiguous: it matches GPU 0 (GPU-5a000000), GPU 2 (GPU-5c000000)");
+    EXPECT_THAT(checked.error().hint, HasSubstr("more of the UUID"));
+}
+
+TEST(UniquePrefixes, UniquePrefixesFullUuidsAndOtherKindsPass) {
+    const auto machine = machine_of({"GPU-5a000000", "GPU-7b000000", "GPU-5c000000"});
+    for (const std::string text :
+         {"GPU-5a", "gpu-5C0", "GPU-5a000000", "GPU-9", "0,1,2", "name:A100", "00000000:17:00.0"}) {
+        const auto refs = parse_gpu_list(text, "--exclude", true);
+        ASSERT_TRUE(refs.has_value()) << text;
+        EXPECT_TRUE(check_unique_prefixes(*refs, "--exclude", machine).has_value()) << text;
+    }
+}
+
+TEST(UniquePrefixes, CaseDoesNotHideAnAmbiguity) {
+    const auto machine = machine_of({"GPU-ab000000", "GPU-AB111111"});
+    const auto refs = parse_gpu_list("gpu-Ab", "--exclude", true);
+    ASSERT_TRUE(refs.has_value());
+    const auto checked = check_unique_prefixes(*refs, "--exclude", machine);
+    ASSERT_FALSE(checked.has_value());
+    EXPECT_THAT(checked.error().message, HasSubstr("--exclude gpu-Ab is ambiguous"));
+}
+
 // --- CUDA_VISIBLE_DEVICES ---------------------------------------------------------------------
 
 std::vector<std::string> ref_texts(const VisibleDevices& visible) {

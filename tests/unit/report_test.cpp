@@ -117,5 +117,55 @@ TEST(DecisionReportTest, JsonAndTextCarryEveryVerdict) {
     EXPECT_STREQ(outcome_name(selection::Decision::Outcome::impossible), "impossible");
 }
 
+// One user's Latin-1 argument must not make the JSON unprintable for everyone.
+TEST(StatusJsonTest, InvalidUtf8InEveryForeignStringIsReplaced) {
+    auto m = machine();
+    m.driver_version = "550\xff";
+    m.gpus[0].name = "A100 \xc3";
+    (*m.gpus[0].processes)[0].user = "caf\xe9";
+    (*m.gpus[0].processes)[0].command = "sh -c sleep caf\xe9";
+    m.gpus[2].error = "lost \x80";
+    gpu::ClaimHolder holder;
+    holder.user = "b\xf0"
+                  "b";
+    holder.command = "x\xed\xa0\x80";
+    queue::Ticket ticket;
+    ticket.user = "\xfe";
+    ticket.command = "wait \xc0\xaf";
+    const auto doc = status_json(m, {{"GPU-aaaa", holder}}, {ticket});
+    std::string dumped;
+    ASSERT_NO_THROW(dumped = doc.dump());
+    const auto parsed = nlohmann::json::parse(dumped);
+    const std::string r = "\xEF\xBF\xBD";
+    EXPECT_EQ(parsed["driver_version"], "550" + r);
+    EXPECT_EQ(parsed["gpus"][0]["name"], "A100 " + r);
+    EXPECT_EQ(parsed["gpus"][0]["processes"][0]["user"], "caf" + r);
+    EXPECT_EQ(parsed["gpus"][0]["processes"][0]["command"], "sh -c sleep caf" + r);
+    EXPECT_EQ(parsed["gpus"][2]["error"], "lost " + r);
+    EXPECT_EQ(parsed["gpus"][0]["claim"]["user"], "b" + r + "b");
+    EXPECT_EQ(parsed["gpus"][0]["claim"]["command"], "x" + r + r + r);
+    EXPECT_EQ(parsed["queue"][0]["user"], r);
+    EXPECT_EQ(parsed["queue"][0]["command"], "wait " + r + r);
+    // Control characters are data here: kept, and escaped as JSON requires.
+    (*m.gpus[0].processes)[0].command = "a\x1b[2Jb";
+    EXPECT_NE(status_json(m, {}, {}).dump().find("a\\u001b[2Jb"), std::string::npos);
+}
+
+TEST(DecisionReportTest, JsonAndTextAreSafeWithForeignNames) {
+    auto m = machine();
+    m.gpus[1].name = "T4\x1b]0;x\x07\xe9";
+    selection::Decision d;
+    d.verdicts = {{1, {{"not in --gpu \xff", true}}, false, false}};
+    d.summary = "need 1 GPU, none could ever qualify";
+    std::string dumped;
+    ASSERT_NO_THROW(dumped = decision_json(m, d).dump());
+    const auto parsed = nlohmann::json::parse(dumped);
+    EXPECT_EQ(parsed["gpus"][0]["reasons"][0]["reason"], "not in --gpu \xEF\xBF\xBD");
+    const std::string text = decision_text(m, d);
+    EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+    EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+    EXPECT_NE(text.find("T4?]0;x?\xEF\xBF\xBD"), std::string::npos) << text;
+}
+
 } // namespace
 } // namespace withgpu::report

@@ -625,6 +625,43 @@ TEST(Outcome, MinimumMemoryAboveEveryTotalIsImpossible) {
     }
 }
 
+// The driver's reserved memory is never free: a request only an empty card without it could
+// meet can never be met, and must not wait forever.
+TEST(Outcome, MinimumMemoryAboveTotalLessReservedIsImpossible) {
+    auto machine = make_machine(2);
+    for (auto& gpu : machine.gpus) {
+        gpu.memory_reserved_bytes = 512 * mib_bytes;
+        gpu.memory_free_bytes = gib(80) - 512 * mib_bytes;
+    }
+    Request request;
+    request.min_free_bytes = gib(80);
+    const auto decision = run_select(machine, request);
+    EXPECT_EQ(decision.outcome, Decision::Outcome::impossible);
+    for (const auto& verdict : decision.verdicts) {
+        ASSERT_EQ(verdict.rejections.size(), 1U);
+        EXPECT_TRUE(verdict.rejections[0].permanent);
+        EXPECT_EQ(verdict.rejections[0].reason,
+                  "at most 81408 MiB free (80 GiB total, 512 MiB reserved by the driver) < 81920 "
+                  "MiB wanted");
+    }
+    // What the card can offer once empty is still only a temporary shortage.
+    request.min_free_bytes = gib(80) - 512 * mib_bytes;
+    machine.gpus[0].memory_free_bytes = gib(1);
+    const auto later = run_select(machine, request);
+    EXPECT_EQ(later.outcome, Decision::Outcome::chosen);
+    EXPECT_THAT(later.chosen, ElementsAre(1U));
+    EXPECT_FALSE(later.verdicts[0].rejections.at(0).permanent);
+}
+
+TEST(Outcome, UnknownReservedMemoryComparesWithTheTotal) {
+    auto machine = make_machine(1);
+    machine.gpus[0].memory_free_bytes = gib(79);
+    Request request;
+    request.min_free_bytes = gib(80);
+    const auto decision = run_select(machine, request);
+    EXPECT_EQ(decision.outcome, Decision::Outcome::none_now);
+}
+
 TEST(Outcome, AllBusyIsNoneNow) {
     auto machine = make_machine(3);
     for (auto& gpu : machine.gpus) {
@@ -745,6 +782,34 @@ TEST(Exclude, FirstMatchingRefIsNamed) {
     const auto decision = run_select(machine, request);
     EXPECT_THAT(reasons(decision.verdicts[0]), ElementsAre("excluded by --exclude name:a100"));
     EXPECT_EQ(decision.outcome, Decision::Outcome::impossible);
+}
+
+TEST(Exclude, BannedGpusSayTheSystemConfigurationBansThem) {
+    auto machine = make_machine(3);
+    Request request;
+    // As cli/ builds it: banned GPUs are part of exclude, and listed on their own too.
+    request.exclude = refs("2,GPU-10");
+    request.banned = refs("GPU-10");
+    const auto decision = run_select(machine, request);
+    EXPECT_THAT(reasons(decision.verdicts[0]), ElementsAre("banned by the system configuration"));
+    EXPECT_TRUE(decision.verdicts[0].rejections[0].permanent);
+    EXPECT_THAT(reasons(decision.verdicts[2]), ElementsAre("excluded by --exclude 2"));
+    EXPECT_THAT(decision.chosen, ElementsAre(1U));
+}
+
+TEST(Reasons, ForeignTextInClaimsCannotReachTheTerminal) {
+    auto machine = make_machine(2);
+    gpu::ClaimHolder holder;
+    holder.user = "ev\x1b[2Jil";
+    holder.command = "sh -c sleep 9 \x1b]0;PWNED\x07\x1b[2J\ncaf\xe9";
+    gpu::ClaimMap claims{{uuid_for(0), holder}};
+    const auto decision = run_select(machine, Request{}, claims);
+    ASSERT_EQ(decision.verdicts[0].rejections.size(), 1U);
+    EXPECT_EQ(decision.verdicts[0].rejections[0].reason,
+              "claimed by ev?[2Jil (sh -c sleep 9 ?]0;PWNED??[2J?caf\xEF\xBF\xBD)");
+    machine.gpus[1].error = "lost\x1b[31m";
+    EXPECT_EQ(run_select(machine, Request{}, claims).verdicts[1].rejections.at(0).reason,
+              "lost?[31m");
 }
 
 TEST(GpuList, RestrictsCandidatesInAnyForm) {
