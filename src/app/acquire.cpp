@@ -105,8 +105,9 @@ class Progress {
 
 } // namespace
 
-Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir) {
-    auto records = lock::read_queue(dir);
+Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
+                                                std::vector<std::string>& notes) {
+    auto records = lock::read_queue(dir, &notes);
     if (!records) {
         return tl::unexpected(records.error());
     }
@@ -123,8 +124,9 @@ Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir) {
 Result<queue::Turn> look(const lock::LockDir& dir,
                          const gpu::MachineSnapshot& machine,
                          const selection::Request& request,
-                         std::optional<std::uint64_t> before_seq) {
-    auto tickets = read_tickets(dir);
+                         std::optional<std::uint64_t> before_seq,
+                         std::vector<std::string>& notes) {
+    auto tickets = read_tickets(dir, notes);
     if (!tickets) {
         return tl::unexpected(tickets.error());
     }
@@ -134,7 +136,7 @@ Result<queue::Turn> look(const lock::LockDir& dir,
             earlier.push_back(std::move(t));
         }
     }
-    auto claims = lock::read_claims(dir, machine.uuids());
+    auto claims = lock::read_claims(dir, machine.uuids(), &notes);
     if (!claims) {
         return tl::unexpected(claims.error());
     }
@@ -148,6 +150,8 @@ Result<Acquired> acquire(const cli::Options& options,
                          const lock::LockDir& dir) {
     const auto started = Clock::now();
     Progress progress(options.quiet);
+    Notes notes(options.quiet);
+    std::vector<std::string> fresh_notes;
     std::optional<WaitSignals> signals;
     std::optional<lock::ReleaseWatch> watch;
     std::optional<lock::QueueTicket> ticket;
@@ -167,7 +171,11 @@ Result<Acquired> acquire(const cli::Options& options,
             if (!held) {
                 return tl::unexpected(held.error());
             }
-            auto seen = look(dir, machine, request, my_seq);
+            if (!held->note().empty()) {
+                fresh_notes.push_back(held->note());
+            }
+            auto seen = look(dir, machine, request, my_seq, fresh_notes);
+            notes.print(fresh_notes);
             if (!seen) {
                 return tl::unexpected(seen.error());
             }
@@ -232,6 +240,10 @@ Result<Acquired> acquire(const cli::Options& options,
             auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
             if (!exclusive) {
                 return tl::unexpected(exclusive.error());
+            }
+            if (!exclusive->note().empty()) {
+                fresh_notes.push_back(exclusive->note());
+                notes.print(fresh_notes);
             }
             queue::Ticket mine;
             mine.pid = static_cast<int>(::getpid());
