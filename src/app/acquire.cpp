@@ -10,7 +10,9 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <regex>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -48,6 +50,47 @@ Error no_choice_error(const selection::Decision& decision) {
                  "add --wait to wait in line, or relax the request (with-gpu --status shows "
                  "who uses which GPU)"};
 }
+
+queue::WaiterProcess waiter_process(int pid) {
+    const auto state = procfs::process_state(static_cast<pid_t>(pid));
+    if (!state) {
+        return queue::WaiterProcess::unknown;
+    }
+    return *state == 'T' || *state == 't' ? queue::WaiterProcess::stopped
+                                          : queue::WaiterProcess::running;
+}
+
+// Wakes a waiter blocked behind another one now and then (SIGALRM, whose handler
+// WaitSignals installs), so that it notices that waiter being stopped. A POSIX timer, apart
+// from the ITIMER_REAL that WaitSignals uses for the deadline and the redraw.
+class WakeTimer {
+  public:
+    WakeTimer() {
+        sigevent event{};
+        event.sigev_notify = SIGEV_SIGNAL;
+        event.sigev_signo = SIGALRM;
+        m_valid = ::timer_create(CLOCK_MONOTONIC, &event, &m_id) == 0;
+    }
+    WakeTimer(const WakeTimer&) = delete;
+    WakeTimer& operator=(const WakeTimer&) = delete;
+    ~WakeTimer() {
+        if (m_valid) {
+            ::timer_delete(m_id);
+        }
+    }
+    // One shot after `after`; zero disarms.
+    void arm(std::chrono::seconds after) {
+        itimerspec spec{};
+        spec.it_value.tv_sec = static_cast<time_t>(after.count());
+        if (m_valid) {
+            ::timer_settime(m_id, 0, &spec, nullptr);
+        }
+    }
+
+  private:
+    timer_t m_id{};
+    bool m_valid = false;
+};
 
 const std::regex& age_pattern() {
     static const std::regex pattern(" for [0-9][0-9dhms]*");
@@ -131,16 +174,21 @@ Result<queue::Turn> look(const lock::LockDir& dir,
         return tl::unexpected(tickets.error());
     }
     std::vector<queue::Ticket> earlier;
+    const std::int64_t now = now_unix();
     for (auto& t : *tickets) {
-        if (!before_seq || t.seq < *before_seq) {
-            earlier.push_back(std::move(t));
+        if (before_seq && t.seq >= *before_seq) {
+            continue;
         }
+        if (queue::passed_over(t, waiter_process(t.pid), now)) {
+            continue; // stopped (SIGSTOP, Ctrl-Z) past the grace period: not in our way
+        }
+        earlier.push_back(std::move(t));
     }
     auto claims = lock::read_claims(dir, machine.uuids(), &notes);
     if (!claims) {
         return tl::unexpected(claims.error());
     }
-    return queue::take_turn(machine, earlier, request, *claims, now_unix());
+    return queue::take_turn(machine, earlier, request, *claims, now);
 }
 
 Result<Acquired> acquire(const cli::Options& options,
@@ -155,6 +203,8 @@ Result<Acquired> acquire(const cli::Options& options,
     std::optional<WaitSignals> signals;
     std::optional<lock::ReleaseWatch> watch;
     std::optional<lock::QueueTicket> ticket;
+    std::optional<WakeTimer> wake; // after `signals`: gone before SIGALRM's handler is
+    std::uint64_t seen_leave = 0;  // the last ticket we saw leave (0: none; no ticket has 0)
     auto snapshot_taken = started;
 
     for (;;) {
@@ -237,6 +287,7 @@ Result<Acquired> acquire(const cli::Options& options,
                             format_wait(options.timeout.value_or(std::chrono::milliseconds(0)))),
                 progress.tty() && !options.quiet);
             watch.emplace(lock::ReleaseWatch::open(dir));
+            wake.emplace();
             auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
             if (!exclusive) {
                 return tl::unexpected(exclusive.error());
@@ -269,11 +320,26 @@ Result<Acquired> acquire(const cli::Options& options,
         signals->rearm_timer();
 
         bool refresh = false;
-        if (turn.wait_behind) {
-            // Nothing can change for us until that waiter leaves: sleep on its ticket's lock.
-            auto left = lock::wait_for_ticket(dir, *turn.wait_behind);
-            if (!left) {
-                return tl::unexpected(left.error());
+        if (turn.wait_behind && *turn.wait_behind != seen_leave) {
+            // Nothing can change for us until that waiter leaves: sleep on its ticket's lock,
+            // waking now and then to see whether it was stopped (then look again: it may
+            // be passed over) or, on a terminal, to redraw.
+            Result<bool> left = false;
+            for (bool again = true; again;) {
+                wake->arm(queue::stopped_waiter_grace / 2);
+                left = lock::wait_for_ticket(dir, *turn.wait_behind);
+                wake->arm(std::chrono::seconds(0));
+                if (!left) {
+                    return tl::unexpected(left.error());
+                }
+                again = !*left && !progress.tty() &&
+                        waiter_process(turn.wait_behind_pid) != queue::WaiterProcess::stopped;
+            }
+            // A ticket that left never comes back (numbers are not reused). Should a look
+            // name it again all the same, we watch instead of returning here at once: no
+            // busy loop is possible.
+            if (*left) {
+                seen_leave = *turn.wait_behind;
             }
             refresh = *left && Clock::now() - snapshot_taken >= options.poll;
         } else {
