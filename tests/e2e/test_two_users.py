@@ -96,12 +96,18 @@ class TwoUsers(Case):
     def claim_file(self, index, user):
         return self.path(f"gpu-{uuid_of(index)}.{self.uid[user]}.lock")
 
+    def status_as(self, user):
+        """--status as `user`: unlike root, it cannot remove other users' files."""
+        r = self.run_as(user, "--status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
     def hold(self, user, *args):
         """`user` claims GPUs until release() closes the job's stdin."""
         holder = self.popen_as(user, [BIN, *args, "sh", "-c", "read line"], stdin=subprocess.PIPE)
         self.wait_until(lambda: os.path.exists(f"/proc/{holder.pid}") and any(
             g["claim"] and g["claim"]["supervisor_pid"] == holder.pid
-            for g in self.status()["gpus"]), what=f"{user} holding {args}")
+            for g in self.status_as(user)["gpus"]), what=f"{user} holding {args}")
         return holder
 
     def hold_all(self, user):
@@ -195,7 +201,7 @@ class TwoUsers(Case):
         second = self.popen_as(self.rt2, [BIN, "--wait", "-n", "1", "sh", "-c", "echo second"])
         self.wait_until(lambda: "queue-00000000000000000002.ticket" in self.ticket_files(),
                         what="the second waiter's ticket, numbered 2")
-        self.assertEqual(len(self.queue()), 2)
+        self.assertEqual(len(self.status_as(self.rt2)["queue"]), 2)
         self.release(holder)
         self.assertEqual(first.wait(timeout=120), 0, first.stderr.read())
         self.assertEqual(second.wait(timeout=120), 0, second.stderr.read())
