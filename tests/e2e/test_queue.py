@@ -206,6 +206,7 @@ class TimeoutAndSignalTest(QueueCase):
         self.machine([gpu(0)])
         _, job = self.hold()
         loud = self.popen_wg("--wait", "true")
+        self.wait_for_queue_length(1)  # first in line, whatever the scheduler does
         quiet = self.popen_wg("--wait", "-q", "true")
         self.wait_for_queue_length(2)
         os.kill(job, signal.SIGKILL)
