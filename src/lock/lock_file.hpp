@@ -1,5 +1,5 @@
-// Private to lock/: the one safe way to open a file inside the lock directory, shared by
-// the decision lock and the GPU claims. See docs/design/locking.md.
+// Private to lock/: safe opening of files inside the lock directory, shared by the decision
+// lock, the GPU claims and the queue. See docs/design/locking.md.
 #pragma once
 
 #include "lock/lock_dir.hpp"
