@@ -11,7 +11,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fcntl.h>
 #include <regex>
 #include <sys/ioctl.h>
@@ -52,6 +54,47 @@ Error no_choice_error(const selection::Decision& decision) {
                  "add --wait to wait in line, or relax the request (with-gpu --status shows "
                  "who uses which GPU)"};
 }
+
+queue::WaiterProcess waiter_process(int pid) {
+    const auto state = procfs::process_state(static_cast<pid_t>(pid));
+    if (!state) {
+        return queue::WaiterProcess::unknown;
+    }
+    return *state == 'T' || *state == 't' ? queue::WaiterProcess::stopped
+                                          : queue::WaiterProcess::running;
+}
+
+// Wakes a waiter blocked behind another one now and then (SIGALRM, whose handler
+// WaitSignals installs), so that it notices that waiter being stopped. A POSIX timer, apart
+// from the ITIMER_REAL that WaitSignals uses for the deadline and the redraw.
+class WakeTimer {
+  public:
+    WakeTimer() {
+        sigevent event{};
+        event.sigev_notify = SIGEV_SIGNAL;
+        event.sigev_signo = SIGALRM;
+        m_valid = ::timer_create(CLOCK_MONOTONIC, &event, &m_id) == 0;
+    }
+    WakeTimer(const WakeTimer&) = delete;
+    WakeTimer& operator=(const WakeTimer&) = delete;
+    ~WakeTimer() {
+        if (m_valid) {
+            ::timer_delete(m_id);
+        }
+    }
+    // One shot after `after`; zero disarms.
+    void arm(std::chrono::seconds after) {
+        itimerspec spec{};
+        spec.it_value.tv_sec = static_cast<time_t>(after.count());
+        if (m_valid) {
+            ::timer_settime(m_id, 0, &spec, nullptr);
+        }
+    }
+
+  private:
+    timer_t m_id{};
+    bool m_valid = false;
+};
 
 const std::regex& age_pattern() {
     static const std::regex pattern(" for [0-9][0-9dhms]*");
@@ -128,8 +171,10 @@ std::optional<Error> nested_launch_error(const lock::LockDir& dir,
             continue;
         }
         struct stat info {};
-        if (::fstatat(
-                dir.fd(), lock::lock_file_name(g->uuid).c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (::fstatat(dir.fd(),
+                      lock::lock_file_name(g->uuid, ::geteuid()).c_str(),
+                      &info,
+                      AT_SYMLINK_NOFOLLOW) != 0) {
             continue; // never claimed
         }
         const procfs::FileId id{info.st_dev, info.st_ino};
@@ -180,8 +225,9 @@ snapshot_with_retries(const nvml::Nvml& nvml, std::chrono::milliseconds poll, Pr
 
 } // namespace
 
-Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir) {
-    auto records = lock::read_queue(dir);
+Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
+                                                std::vector<std::string>& notes) {
+    auto records = lock::read_queue(dir, &notes);
     if (!records) {
         return tl::unexpected(records.error());
     }
@@ -198,22 +244,28 @@ Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir) {
 Result<queue::Turn> look(const lock::LockDir& dir,
                          const gpu::MachineSnapshot& machine,
                          const selection::Request& request,
-                         std::optional<std::uint64_t> before_seq) {
-    auto tickets = read_tickets(dir);
+                         std::optional<std::uint64_t> before_seq,
+                         std::vector<std::string>& notes) {
+    auto tickets = read_tickets(dir, notes);
     if (!tickets) {
         return tl::unexpected(tickets.error());
     }
     std::vector<queue::Ticket> earlier;
+    const std::int64_t now = now_unix();
     for (auto& t : *tickets) {
-        if (!before_seq || t.seq < *before_seq) {
-            earlier.push_back(std::move(t));
+        if (before_seq && t.seq >= *before_seq) {
+            continue;
         }
+        if (queue::passed_over(t, waiter_process(t.pid), now)) {
+            continue; // stopped (SIGSTOP, Ctrl-Z) past the grace period: not in our way
+        }
+        earlier.push_back(std::move(t));
     }
-    auto claims = lock::read_claims(dir, machine.uuids());
+    auto claims = lock::read_claims(dir, machine.uuids(), &notes);
     if (!claims) {
         return tl::unexpected(claims.error());
     }
-    return queue::take_turn(machine, earlier, request, *claims, now_unix());
+    return queue::take_turn(machine, earlier, request, *claims, now);
 }
 
 Result<Acquired> acquire(const cli::Options& options,
@@ -223,6 +275,8 @@ Result<Acquired> acquire(const cli::Options& options,
                          const lock::LockDir& dir) {
     const auto started = Clock::now();
     Progress progress(options.quiet);
+    Notes notes(options.quiet);
+    std::vector<std::string> fresh_notes;
     std::optional<WaitSignals> signals;
     if (options.wait) {
         // Armed before the first look: the deadline holds from the start, even while another
@@ -239,6 +293,8 @@ Result<Acquired> acquire(const cli::Options& options,
     }
     std::optional<lock::ReleaseWatch> watch;
     std::optional<lock::QueueTicket> ticket;
+    std::optional<WakeTimer> wake; // after `signals`: gone before SIGALRM's handler is
+    std::uint64_t seen_leave = 0;  // the last ticket we saw leave (0: none; no ticket has 0)
     auto snapshot_taken = started;
     bool nested_checked = false;
 
@@ -256,7 +312,11 @@ Result<Acquired> acquire(const cli::Options& options,
             if (!held) {
                 return tl::unexpected(held.error());
             }
-            auto seen = look(dir, machine, request, my_seq);
+            if (!held->note().empty()) {
+                fresh_notes.push_back(held->note());
+            }
+            auto seen = look(dir, machine, request, my_seq, fresh_notes);
+            notes.print(fresh_notes);
             if (!seen) {
                 return tl::unexpected(seen.error());
             }
@@ -315,9 +375,14 @@ Result<Acquired> acquire(const cli::Options& options,
 
         if (!ticket) {
             watch.emplace(lock::ReleaseWatch::open(dir));
+            wake.emplace();
             auto exclusive = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
             if (!exclusive) {
                 return tl::unexpected(exclusive.error());
+            }
+            if (!exclusive->note().empty()) {
+                fresh_notes.push_back(exclusive->note());
+                notes.print(fresh_notes);
             }
             queue::Ticket mine;
             mine.pid = static_cast<int>(::getpid());
@@ -343,11 +408,26 @@ Result<Acquired> acquire(const cli::Options& options,
         signals->rearm_timer();
 
         bool refresh = false;
-        if (turn.wait_behind) {
-            // Nothing can change for us until that waiter leaves: sleep on its ticket's lock.
-            auto left = lock::wait_for_ticket(dir, *turn.wait_behind);
-            if (!left) {
-                return tl::unexpected(left.error());
+        if (turn.wait_behind && *turn.wait_behind != seen_leave) {
+            // Nothing can change for us until that waiter leaves: sleep on its ticket's lock,
+            // waking now and then to see whether it was stopped (then look again: it may
+            // be passed over) or, on a terminal, to redraw.
+            Result<bool> left = false;
+            for (bool again = true; again;) {
+                wake->arm(queue::stopped_waiter_grace / 2);
+                left = lock::wait_for_ticket(dir, *turn.wait_behind);
+                wake->arm(std::chrono::seconds(0));
+                if (!left) {
+                    return tl::unexpected(left.error());
+                }
+                again = !*left && !progress.tty() &&
+                        waiter_process(turn.wait_behind_pid) != queue::WaiterProcess::stopped;
+            }
+            // A ticket that left never comes back (numbers are not reused). Should a look
+            // name it again all the same, we watch instead of returning here at once: no
+            // busy loop is possible.
+            if (*left) {
+                seen_leave = *turn.wait_behind;
             }
             refresh = *left && Clock::now() - snapshot_taken >= options.poll;
         } else {

@@ -25,13 +25,16 @@ struct Acquired {
 // What the queue and the claims look like now, for `request`, counting only tickets that
 // arrived before `before_seq` (all of them when it is nullopt). Call with a DecisionLock
 // held. Unreadable tickets are skipped (they cannot be honoured, and must not jam the queue).
+// Odd files met on the way are described in `notes`.
 [[nodiscard]] Result<queue::Turn> look(const lock::LockDir& dir,
                                        const gpu::MachineSnapshot& machine,
                                        const selection::Request& request,
-                                       std::optional<std::uint64_t> before_seq);
+                                       std::optional<std::uint64_t> before_seq,
+                                       std::vector<std::string>& notes);
 
 // The live tickets, decoded, in arrival order. Call with a DecisionLock held.
-[[nodiscard]] Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir);
+[[nodiscard]] Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
+                                                              std::vector<std::string>& notes);
 
 // Claims GPUs for `request`, waiting in the queue when options.wait is set. `machine` is
 // refreshed through `nvml` while waiting (NVML stays initialised, once, for the whole wait).

@@ -20,10 +20,12 @@ struct ProcessEnvironment {
 };
 
 // Claims and waiting jobs as --status sees them: read under the shared decision lock and
-// without creating the lock directory (no directory means nothing was ever claimed).
+// without creating anything (no directory means nothing was ever claimed). `notes` name
+// the odd files that were ignored or could not be read.
 struct LockView {
     gpu::ClaimMap claims;
     std::vector<queue::Ticket> queue;
+    std::vector<std::string> notes;
 };
 [[nodiscard]] Result<LockView> current_view(const std::string& lock_dir,
                                             const gpu::MachineSnapshot& machine);

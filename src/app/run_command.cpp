@@ -27,16 +27,24 @@ Result<int> show_decision(const cli::Options& options,
                           const gpu::MachineSnapshot& machine,
                           const selection::Request& request) {
     selection::Decision decision;
-    if (std::filesystem::exists(options.lock_dir)) {
+    std::error_code missing;
+    if (std::filesystem::exists(options.lock_dir, missing)) {
         auto dir = lock::LockDir::open(options.lock_dir, false);
         if (!dir) {
             return tl::unexpected(dir.error());
         }
-        auto shared = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared);
+        // Looking creates nothing: without decide.lock there is no decision to wait for.
+        auto shared =
+            lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared, /*create=*/false);
         if (!shared) {
             return tl::unexpected(shared.error());
         }
-        auto turn = look(*dir, machine, request, std::nullopt);
+        std::vector<std::string> fresh;
+        if (!shared->note().empty()) {
+            fresh.push_back(shared->note());
+        }
+        auto turn = look(*dir, machine, request, std::nullopt, fresh);
+        Notes(options.quiet).print(fresh);
         if (!turn) {
             return tl::unexpected(turn.error());
         }

@@ -1,6 +1,7 @@
 // --status: every GPU with its figures, processes and claim holder; --watch redraws it.
 #include "app/acquire.hpp"
 #include "app/commands.hpp"
+#include "app/common.hpp"
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
@@ -161,8 +162,10 @@ watch_header(std::chrono::milliseconds interval, std::int64_t now, const report:
 }
 
 // One look at the machine and the lock directory, drawn.
-Result<std::string>
-render(const nvml::Nvml& nvml, const cli::Options& options, const report::Style& style) {
+Result<std::string> render(const nvml::Nvml& nvml,
+                           const cli::Options& options,
+                           const report::Style& style,
+                           Notes& notes) {
     auto machine = nvml.snapshot();
     if (!machine) {
         return tl::unexpected(machine.error());
@@ -171,6 +174,7 @@ render(const nvml::Nvml& nvml, const cli::Options& options, const report::Style&
     if (!view) {
         return tl::unexpected(view.error());
     }
+    notes.print(view->notes); // on stderr: the board and the JSON stay as they are
     if (options.json) {
         return report::status_json(*machine, view->claims, view->queue).dump(2) + "\n";
     }
@@ -185,7 +189,8 @@ Result<int> watch(const nvml::Nvml& nvml,
     // The first look fails the way a plain --status would; later ones show the error in the
     // frame and keep watching (a driver hiccup should not end the watch).
     report::Style style = choose_style(env);
-    auto first = render(nvml, options, style);
+    Notes notes(options.quiet);
+    auto first = render(nvml, options, style, notes);
     if (!first) {
         return tl::unexpected(first.error());
     }
@@ -203,7 +208,7 @@ Result<int> watch(const nvml::Nvml& nvml,
             return exit_ok;
         }
         style = choose_style(env); // the terminal may have been resized
-        auto next = render(nvml, options, style);
+        auto next = render(nvml, options, style, notes);
         board = next ? std::move(*next)
                      : report::paint(fmt::format("with-gpu: {}\n", next.error().message),
                                      report::Tone::red,
@@ -214,26 +219,35 @@ Result<int> watch(const nvml::Nvml& nvml,
 } // namespace
 
 Result<LockView> current_view(const std::string& lock_dir, const gpu::MachineSnapshot& machine) {
-    if (!std::filesystem::exists(lock_dir)) {
+    std::error_code missing;
+    if (!std::filesystem::exists(lock_dir, missing)) {
         return LockView{};
     }
     auto dir = lock::LockDir::open(lock_dir, false);
     if (!dir) {
         return tl::unexpected(dir.error());
     }
-    auto decision_lock = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared);
+    LockView view;
+    // Looking creates nothing: without decide.lock there is no decision to wait for.
+    auto decision_lock =
+        lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared, /*create=*/false);
     if (!decision_lock) {
         return tl::unexpected(decision_lock.error());
     }
-    auto claims = lock::read_claims(*dir, machine.uuids());
+    if (!decision_lock->note().empty()) {
+        view.notes.push_back(decision_lock->note());
+    }
+    auto claims = lock::read_claims(*dir, machine.uuids(), &view.notes);
     if (!claims) {
         return tl::unexpected(claims.error());
     }
-    auto queue = read_tickets(*dir);
+    auto queue = read_tickets(*dir, view.notes);
     if (!queue) {
         return tl::unexpected(queue.error());
     }
-    return LockView{std::move(*claims), std::move(*queue)};
+    view.claims = std::move(*claims);
+    view.queue = std::move(*queue);
+    return view;
 }
 
 Result<int> status_command(const cli::Options& options, const ProcessEnvironment& env) {
@@ -245,7 +259,8 @@ Result<int> status_command(const cli::Options& options, const ProcessEnvironment
     if (options.watch && !options.json) {
         return watch(*nvml, options, env, *options.watch);
     }
-    auto board = render(*nvml, options, choose_style(env));
+    Notes notes(options.quiet);
+    auto board = render(*nvml, options, choose_style(env), notes);
     if (!board) {
         return tl::unexpected(board.error());
     }

@@ -1,6 +1,6 @@
-// Claims on GPUs: one lock file per physical GPU, keyed by UUID, taken with
-// flock(2). See docs/design/locking.md for the protocol and why it cannot leave
-// a stale claim behind.
+// Claims on GPUs: one lock file per physical GPU and user, keyed by UUID and uid,
+// taken with flock(2). See docs/design/locking.md for the protocol, why it cannot
+// leave a stale claim behind, and why no other user can defeat it.
 #pragma once
 
 #include "gpu/claim.hpp"
@@ -18,32 +18,49 @@ namespace withgpu::lock {
 // Serialises decisions: a with-gpu process holds it exclusively while it looks at the
 // claims, selects and claims; `--status` holds it shared while it reads the claims, so it
 // never sees (or disturbs) a half-made decision. Held for milliseconds. Blocking.
+//
+// It serves fairness and tidiness, not exclusion (a claim is exclusive without it), so a
+// decide.lock that cannot be used (planted as a FIFO, a symlink, unreadable) does not stop
+// anybody: the lock is then not held and note() says why.
 class DecisionLock {
   public:
     enum class Mode { exclusive, shared };
-    [[nodiscard]] static Result<DecisionLock> acquire(const LockDir& dir, Mode mode);
+    // `create`: make decide.lock when missing. Without it (--status, --dry-run) a missing file
+    // means no lock is needed: nothing is created and nothing is held.
+    [[nodiscard]] static Result<DecisionLock>
+    acquire(const LockDir& dir, Mode mode, bool create = true);
     // Releases early (idempotent); the destructor releases too.
     void release() noexcept { m_fd.reset(); }
+    // Why the lock is not held although decide.lock exists; empty when held (or not needed).
+    [[nodiscard]] const std::string& note() const noexcept { return m_note; }
 
   private:
-    explicit DecisionLock(Fd fd) : m_fd(std::move(fd)) {}
+    DecisionLock(Fd fd, std::string note) : m_fd(std::move(fd)), m_note(std::move(note)) {}
     Fd m_fd;
+    std::string m_note;
 };
 
 // Which of `uuids` are claimed now and the recorded holder of each (holder fields are empty
-// when the record is missing or unreadable). Call with a DecisionLock held. Never creates a
-// lock file; never blocks.
+// when the record is missing, unreadable or out of range). Call with a DecisionLock held.
+// Never creates a file; never blocks. A file in the lock directory named like a claim file
+// but not one with-gpu could have made (a symlink, a FIFO, a directory, the wrong owner)
+// is ignored; one whose lock state cannot be read (e.g. mode 000) makes its GPU count as
+// claimed by an unknown holder, as does anything wrong with the caller's own claim file.
+// Each such file adds a line to `notes` (when given) that names it.
 [[nodiscard]] Result<gpu::ClaimMap> read_claims(const LockDir& dir,
-                                                const std::vector<std::string>& uuids);
+                                                const std::vector<std::string>& uuids,
+                                                std::vector<std::string>* notes = nullptr);
 
 // A set of claimed GPUs, taken all or nothing. Move-only. Destroying it closes this process's
 // descriptors; the claim lasts until every process holding the descriptors (the job inherits
 // them) has exited.
 class Claim {
   public:
-    // Claims every GPU in `uuids` with flock(LOCK_EX|LOCK_NB), in sorted UUID order. If one is
-    // already claimed, releases those taken so far and returns nullopt. Errors: unsafe lock
-    // file (symlink, not a regular file), I/O errors, a UUID unusable as a file name.
+    // Claims every GPU in `uuids`: locks the caller's own claim file of each with
+    // flock(LOCK_EX|LOCK_NB), in sorted UUID order, then checks that no other user's claim
+    // file of those GPUs is locked. If one is claimed, releases those taken so far and
+    // returns nullopt. Errors: the caller's own claim file is unusable (planted symlink,
+    // not a regular file, someone else's), I/O errors, a UUID unusable as a file name.
     [[nodiscard]] static Result<std::optional<Claim>> try_acquire(const LockDir& dir,
                                                                   std::vector<std::string> uuids);
 
@@ -52,8 +69,7 @@ class Claim {
     // The locked descriptors, for the job to inherit (they are O_CLOEXEC until then).
     [[nodiscard]] std::vector<int> descriptors() const;
 
-    // Records who holds the claim in each lock file (diagnostic, for --status). Best effort
-    // per file: a lock file we may not write (another user created it read-only) is skipped.
+    // Records who holds the claim in each lock file (diagnostic, for --status).
     [[nodiscard]] Result<void> record_holder(const gpu::ClaimHolder& holder);
 
   private:
@@ -70,7 +86,7 @@ class Claim {
 // The record Claim::record_holder writes: one line of JSON, shorter than what the reader reads.
 [[nodiscard]] std::string format_claim_record(const gpu::ClaimHolder& holder);
 
-// "gpu-<UUID>.lock": the lock file's name inside the lock directory.
-[[nodiscard]] std::string lock_file_name(const std::string& uuid);
+// "gpu-<UUID>.<uid>.lock": the claim file of user `uid` for a GPU, in the lock directory.
+[[nodiscard]] std::string lock_file_name(const std::string& uuid, unsigned uid);
 
 } // namespace withgpu::lock

@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace withgpu::lock {
 
@@ -29,11 +31,12 @@ std::string other_dir_hint(const std::string& path) {
                        path);
 }
 
-// Explains an open(O_DIRECTORY|O_NOFOLLOW) failure with lstat, which tells a symlink from a
-// plain file.
-tl::unexpected<Error> explain_open_failure(const std::string& path, int err) {
+// Explains an open(O_DIRECTORY|O_NOFOLLOW) failure of `name` in `parent` with fstatat, which
+// tells a symlink from a plain file.
+tl::unexpected<Error>
+explain_open_failure(const std::string& path, int parent, const std::string& name, int err) {
     struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISLNK(st.st_mode)) {
             return refuse(path,
                           "it is a symbolic link; with-gpu does not follow one here because "
@@ -60,8 +63,8 @@ tl::unexpected<Error> explain_open_failure(const std::string& path, int err) {
 
 // Creates the directory with mode 1777. Returns whether we created it, or errno; EEXIST
 // means a concurrent with-gpu created it first, which is fine.
-tl::expected<bool, int> create_shared_dir(const std::string& path) {
-    if (::mkdir(path.c_str(), shared_dir_mode) != 0) {
+tl::expected<bool, int> create_shared_dir(int parent, const std::string& name) {
+    if (::mkdirat(parent, name.c_str(), shared_dir_mode) != 0) {
         if (errno == EEXIST) {
             return false;
         }
@@ -94,6 +97,80 @@ Result<void> check_safe(const std::string& path, const struct stat& st) {
     return {};
 }
 
+// A symlink above the lock directory is followed only when root made it and only root can
+// replace it (like /var/run -> /run): owned by root, in a directory owned by root that is
+// not writable by group or others.
+bool trusted_symlink(int parent, const struct stat& link) {
+    struct stat dir {};
+    return S_ISLNK(link.st_mode) && link.st_uid == 0 && ::fstat(parent, &dir) == 0 &&
+           dir.st_uid == 0 && (dir.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+struct Parent {
+    Fd fd;            // O_PATH descriptor of the directory that holds the lock directory
+    std::string name; // the lock directory's name in it ("." for "/")
+};
+
+// Walks `path` one component at a time with O_NOFOLLOW, whatever its spelling (repeated or
+// trailing slashes, "."), so that no symlink is followed unnoticed except trusted ones.
+Result<Parent> open_parent(const std::string& path) {
+    std::vector<std::string> parts;
+    for (std::size_t begin = 0; begin <= path.size();) {
+        const std::size_t end = std::min(path.find('/', begin), path.size());
+        std::string part = path.substr(begin, end - begin);
+        if (!part.empty() && part != ".") {
+            parts.push_back(std::move(part));
+        }
+        begin = end + 1;
+    }
+    Fd current(::open(path.front() == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!current) {
+        return fail(
+            ErrorKind::environment,
+            fmt::format("cannot open lock directory {}: {}", path, detail::errno_text(errno)));
+    }
+    if (parts.empty()) {
+        return Parent{std::move(current), "."};
+    }
+    std::string walked = path.front() == '/' ? "" : ".";
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+        const std::string& part = parts[i];
+        walked += "/" + part;
+        Fd next(
+            ::openat(current.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next) {
+            int err = errno;
+            struct stat st {};
+            if (::fstatat(current.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(st.st_mode)) {
+                if (!trusted_symlink(current.get(), st)) {
+                    return refuse(path,
+                                  fmt::format("{} is a symbolic link that someone other than "
+                                              "root could change; with-gpu does not follow "
+                                              "one because someone may be tampering with the "
+                                              "lock directory",
+                                              walked),
+                                  "give the path without symbolic links (see realpath), or "
+                                  "choose another --lock-dir");
+                }
+                next.reset(::openat(current.get(), part.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            }
+            if (!next) {
+                return fail(ErrorKind::environment,
+                            fmt::format("cannot open lock directory {}: {}: {}",
+                                        path,
+                                        walked,
+                                        detail::errno_text(err)),
+                            err == ENOENT ? "create its parent directory first, or choose "
+                                            "another --lock-dir"
+                                          : "");
+            }
+        }
+        current = std::move(next);
+    }
+    return Parent{std::move(current), parts.back()};
+}
+
 } // namespace
 
 Result<LockDir> LockDir::open(const std::string& path, bool create) {
@@ -102,10 +179,16 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
                     "the lock directory path is empty",
                     "give --lock-dir a directory path");
     }
+    auto parent = open_parent(path);
+    if (!parent) {
+        return tl::unexpected(std::move(parent.error()));
+    }
+    const int at = parent->fd.get();
+    const char* name = parent->name.c_str();
     constexpr int flags = O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_RDONLY;
-    Fd fd(::open(path.c_str(), flags));
+    Fd fd(::openat(at, name, flags));
     if (!fd && errno == ENOENT && create) {
-        const auto created = create_shared_dir(path);
+        const auto created = create_shared_dir(at, parent->name);
         if (!created) {
             const int err = created.error();
             return fail(ErrorKind::environment,
@@ -116,7 +199,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
                                         "--lock-dir"
                                       : "choose another --lock-dir (or WITH_GPU_LOCK_DIR)");
         }
-        fd.reset(::open(path.c_str(), flags));
+        fd.reset(::openat(at, name, flags));
         if (fd && *created) {
             struct stat st {};
             // The umask may have cleared bits; fix them on what we opened (not by path), and
@@ -134,7 +217,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
         }
     }
     if (!fd) {
-        return explain_open_failure(path, errno);
+        return explain_open_failure(path, at, parent->name, errno);
     }
 
     struct stat st {};

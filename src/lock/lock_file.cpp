@@ -4,18 +4,18 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace withgpu::lock::detail {
 
 namespace {
 
-// O_NONBLOCK: a FIFO planted under a lock file's name must not hang us in open(); fstat
-// rejects it right after. It has no effect on regular files or on flock.
-constexpr int common_flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+constexpr int common_flags = safe_open_flags;
 
 // Bounds the open / create / open-again dance; it only loops if files keep vanishing.
 constexpr int max_open_attempts = 16;
@@ -49,6 +49,29 @@ Error tampered_lock_file(const std::string& file, const std::string& what) {
                  "lock files are only ever created as regular files by with-gpu; someone may be "
                  "tampering with the lock directory. Ask an administrator to investigate, or "
                  "choose another --lock-dir"};
+}
+
+Result<std::vector<std::string>> list_names(const LockDir& dir) {
+    const std::string file = dir.path() + "/.";
+    const int fd = ::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return tl::unexpected(open_failed(file, "open", errno));
+    }
+    DIR* stream = ::fdopendir(fd);
+    if (stream == nullptr) {
+        const int err = errno;
+        ::close(fd);
+        return tl::unexpected(open_failed(file, "fdopendir", err));
+    }
+    std::vector<std::string> names;
+    while (const dirent* entry = ::readdir(stream)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            names.emplace_back(name);
+        }
+    }
+    ::closedir(stream);
+    return names;
 }
 
 int flock_no_eintr(int fd, int operation) noexcept {

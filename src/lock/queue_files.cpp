@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -21,6 +20,7 @@ namespace {
 
 constexpr std::string_view ticket_prefix = "queue-";
 constexpr std::string_view ticket_suffix = ".ticket";
+constexpr std::size_t ticket_digits = 20; // every uint64_t fits
 constexpr std::size_t max_ticket_bytes = 64 * 1024;
 constexpr std::chrono::milliseconds degraded_interval{200};
 
@@ -31,68 +31,107 @@ Error io_error(const LockDir& dir, const std::string& name, const char* call, in
         "check the lock directory's permissions, or choose another --lock-dir"};
 }
 
-// The seq in "queue-<seq>.ticket", or nothing for any other name.
+// The seq in "queue-<20 digits>.ticket" within [1, max_ticket_seq], or nothing: any other
+// name (unpadded, out of range) was not made by with-gpu and is not a ticket at all.
 std::optional<std::uint64_t> seq_of(std::string_view name) {
-    if (name.size() <= ticket_prefix.size() + ticket_suffix.size() ||
+    if (name.size() != ticket_prefix.size() + ticket_digits + ticket_suffix.size() ||
         name.substr(0, ticket_prefix.size()) != ticket_prefix ||
         name.substr(name.size() - ticket_suffix.size()) != ticket_suffix) {
         return std::nullopt;
     }
-    const std::string_view digits = name.substr(
-        ticket_prefix.size(), name.size() - ticket_prefix.size() - ticket_suffix.size());
+    const std::string_view digits = name.substr(ticket_prefix.size(), ticket_digits);
     std::uint64_t seq = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
-    if (ec != std::errc() || end != digits.data() + digits.size()) {
+    if (ec != std::errc() || end != digits.data() + digits.size() || seq == 0 ||
+        seq > max_ticket_seq) {
         return std::nullopt;
     }
     return seq;
 }
 
 Result<std::vector<std::pair<std::uint64_t, std::string>>> list_tickets(const LockDir& dir) {
-    const int fd = ::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return tl::unexpected(io_error(dir, ".", "open", errno));
-    }
-    DIR* stream = ::fdopendir(fd);
-    if (stream == nullptr) {
-        const int err = errno;
-        ::close(fd);
-        return tl::unexpected(io_error(dir, ".", "fdopendir", err));
+    auto names = detail::list_names(dir);
+    if (!names) {
+        return tl::unexpected(std::move(names.error()));
     }
     std::vector<std::pair<std::uint64_t, std::string>> tickets;
-    while (const dirent* entry = ::readdir(stream)) {
-        if (auto seq = seq_of(entry->d_name)) {
-            tickets.emplace_back(*seq, entry->d_name);
+    for (auto& name : *names) {
+        if (auto seq = seq_of(name)) {
+            tickets.emplace_back(*seq, std::move(name));
         }
     }
-    ::closedir(stream);
     std::sort(tickets.begin(), tickets.end());
     return tickets;
 }
 
-// Opens an existing ticket for reading; an absent one is not an error (nullopt Fd).
-Result<Fd> open_ticket(const LockDir& dir, const std::string& name) {
-    Fd fd(::openat(
-        dir.fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+// Opens an existing ticket for reading. An empty Fd: absent, or not a regular file we may
+// read (then `why` says what it is): either way not a waiter anyone can honour or wait for.
+Fd open_ticket(const LockDir& dir, const std::string& name, std::string* why = nullptr) {
+    Fd fd(::openat(dir.fd(), name.c_str(), O_RDONLY | detail::safe_open_flags));
+    const int err = errno;
+    const auto refuse = [&](const std::string& what) {
+        if (why != nullptr) {
+            *why = fmt::format("ignoring {}/{}: it is {}; someone may be tampering with the "
+                               "lock directory",
+                               dir.path(),
+                               name,
+                               what);
+        }
+        return Fd{};
+    };
     if (!fd) {
-        if (errno == ENOENT) {
+        if (err == ENOENT) {
             return Fd{};
         }
-        if (errno == ELOOP) {
-            return tl::unexpected(
-                detail::tampered_lock_file(dir.path() + "/" + name, "a symbolic link"));
-        }
-        return tl::unexpected(io_error(dir, name, "open", errno));
+        return refuse(err == ELOOP ? std::string("a symbolic link")
+                                   : fmt::format("not readable ({})", detail::errno_text(err)));
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        return tl::unexpected(
-            detail::tampered_lock_file(dir.path() + "/" + name, "not a regular file"));
+        return refuse("not a regular file");
     }
     return fd;
 }
 
+enum class TicketState { gone, live, dead };
+
+// Live: its waiter holds it. Dead: nobody does (the waiter was killed); removed if we may.
+TicketState probe_ticket(const LockDir& dir, const std::string& name, int fd) {
+    const int err = detail::flock_no_eintr(fd, LOCK_SH | LOCK_NB);
+    if (err == EWOULDBLOCK) {
+        return TicketState::live;
+    }
+    if (err == 0) {
+        // Unlocked: its waiter died without leaving (kill -9). Sequence numbers are never
+        // reused while a ticket file exists, so removing it cannot hit anybody else's. In a
+        // sticky directory only its owner (or root) can; otherwise it just stays ignored.
+        ::unlinkat(dir.fd(), name.c_str(), 0);
+        return TicketState::dead;
+    }
+    return TicketState::gone;
+}
+
 } // namespace
+
+std::optional<std::uint64_t> next_ticket_seq(const std::vector<std::uint64_t>& live,
+                                             const std::vector<std::uint64_t>& present) {
+    std::uint64_t next = 1;
+    for (const std::uint64_t seq : live) {
+        next = std::max(next, seq + 1);
+    }
+    // Skip names that exist (dead tickets we may not remove): O_EXCL would fail on them.
+    std::vector<std::uint64_t> taken(present);
+    std::sort(taken.begin(), taken.end());
+    for (const std::uint64_t seq : taken) {
+        if (seq == next) {
+            ++next;
+        }
+    }
+    if (next > max_ticket_seq) {
+        return std::nullopt;
+    }
+    return next;
+}
 
 std::string ticket_file_name(std::uint64_t seq) {
     return fmt::format("{}{:020}{}", ticket_prefix, seq, ticket_suffix);
@@ -100,30 +139,56 @@ std::string ticket_file_name(std::uint64_t seq) {
 
 Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
                                        const std::function<std::string(std::uint64_t)>& text_for) {
-    auto tickets = list_tickets(dir);
-    if (!tickets) {
-        return tl::unexpected(tickets.error());
+    constexpr int max_attempts = 16; // only loops while names keep appearing under us
+    for (int attempt = 0; attempt < max_attempts; ++attempt) {
+        auto tickets = list_tickets(dir);
+        if (!tickets) {
+            return tl::unexpected(tickets.error());
+        }
+        std::vector<std::uint64_t> live;
+        std::vector<std::uint64_t> present;
+        for (const auto& [seq, name] : *tickets) {
+            const Fd fd = open_ticket(dir, name);
+            const TicketState state = fd ? probe_ticket(dir, name, fd.get()) : TicketState::gone;
+            if (state == TicketState::live) {
+                live.push_back(seq);
+            }
+            present.push_back(seq); // even when removed: it may be back before we create
+        }
+        const auto seq = next_ticket_seq(live, present);
+        if (!seq) {
+            return fail(ErrorKind::environment,
+                        fmt::format("cannot join the queue in {}: a waiter holds a ticket with "
+                                    "the largest sequence number allowed",
+                                    dir.path()),
+                        "with-gpu never numbers tickets that high; someone is tampering with "
+                        "the lock directory (with-gpu --status shows the queue)");
+        }
+        const std::string name = ticket_file_name(*seq);
+        Fd fd(::openat(
+            dir.fd(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | detail::safe_open_flags, 0644));
+        if (!fd) {
+            if (errno == EEXIST) {
+                continue;
+            }
+            return tl::unexpected(io_error(dir, name, "create", errno));
+        }
+        if (const int err = detail::flock_no_eintr(fd.get(), LOCK_EX | LOCK_NB); err != 0) {
+            ::unlinkat(dir.fd(), name.c_str(), 0);
+            return tl::unexpected(io_error(dir, name, "flock", err));
+        }
+        QueueTicket ticket(dir.fd(), *seq, name, std::move(fd));
+        const std::string text = text_for(*seq);
+        if (::pwrite(ticket.m_fd.get(), text.data(), text.size(), 0) !=
+            static_cast<ssize_t>(text.size())) {
+            return tl::unexpected(io_error(dir, name, "write", errno)); // the destructor removes it
+        }
+        return ticket;
     }
-    const std::uint64_t seq = tickets->empty() ? 1 : tickets->back().first + 1;
-    const std::string name = ticket_file_name(seq);
-    Fd fd(::openat(dir.fd(),
-                   name.c_str(),
-                   O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                   0644));
-    if (!fd) {
-        return tl::unexpected(io_error(dir, name, "create", errno));
-    }
-    if (const int err = detail::flock_no_eintr(fd.get(), LOCK_EX | LOCK_NB); err != 0) {
-        ::unlinkat(dir.fd(), name.c_str(), 0);
-        return tl::unexpected(io_error(dir, name, "flock", err));
-    }
-    QueueTicket ticket(dir.fd(), seq, name, std::move(fd));
-    const std::string text = text_for(seq);
-    if (::pwrite(ticket.m_fd.get(), text.data(), text.size(), 0) !=
-        static_cast<ssize_t>(text.size())) {
-        return tl::unexpected(io_error(dir, name, "write", errno)); // the destructor removes it
-    }
-    return ticket;
+    return fail(
+        ErrorKind::environment,
+        fmt::format("cannot join the queue in {}: ticket names keep being taken", dir.path()),
+        "check what is creating files in the lock directory");
 }
 
 QueueTicket::QueueTicket(QueueTicket&& other) noexcept
@@ -148,32 +213,26 @@ void QueueTicket::leave() noexcept {
     }
 }
 
-Result<std::vector<TicketRecord>> read_queue(const LockDir& dir) {
+Result<std::vector<TicketRecord>> read_queue(const LockDir& dir, std::vector<std::string>* notes) {
     auto tickets = list_tickets(dir);
     if (!tickets) {
         return tl::unexpected(tickets.error());
     }
     std::vector<TicketRecord> live;
     for (const auto& [seq, name] : *tickets) {
-        auto fd = open_ticket(dir, name);
+        std::string why;
+        const Fd fd = open_ticket(dir, name, &why);
         if (!fd) {
-            return tl::unexpected(fd.error());
+            if (!why.empty() && notes != nullptr) {
+                notes->push_back(std::move(why));
+            }
+            continue; // left while we looked, or not a ticket anyone can honour
         }
-        if (!*fd) {
-            continue; // left while we looked
-        }
-        const int err = detail::flock_no_eintr(fd->get(), LOCK_SH | LOCK_NB);
-        if (err == 0) {
-            // Unlocked: its waiter died without leaving (kill -9). Sequence numbers are
-            // never reused, so removing the file cannot hit anybody else's ticket.
-            ::unlinkat(dir.fd(), name.c_str(), 0);
+        if (probe_ticket(dir, name, fd.get()) != TicketState::live) {
             continue;
         }
-        if (err != EWOULDBLOCK) {
-            return tl::unexpected(io_error(dir, name, "flock", err));
-        }
         std::string text(max_ticket_bytes, '\0');
-        const ssize_t n = ::pread(fd->get(), text.data(), text.size(), 0);
+        const ssize_t n = ::pread(fd.get(), text.data(), text.size(), 0);
         text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
         live.push_back({seq, std::move(text)});
     }
@@ -181,15 +240,14 @@ Result<std::vector<TicketRecord>> read_queue(const LockDir& dir) {
 }
 
 Result<bool> wait_for_ticket(const LockDir& dir, std::uint64_t seq) {
-    auto fd = open_ticket(dir, ticket_file_name(seq));
+    // Exactly the file read_queue found live. Anything else (gone, or replaced by something
+    // that is not a ticket) has left: the next look will not name it again.
+    const Fd fd = open_ticket(dir, ticket_file_name(seq));
     if (!fd) {
-        return tl::unexpected(fd.error());
-    }
-    if (!*fd) {
         return true;
     }
     // Blocks until the holder's LOCK_EX is gone. EINTR means a signal: let the caller look.
-    if (::flock(fd->get(), LOCK_SH) != 0) {
+    if (::flock(fd.get(), LOCK_SH) != 0) {
         if (errno == EINTR) {
             return false;
         }

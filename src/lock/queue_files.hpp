@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,12 +23,22 @@ struct TicketRecord {
     std::string text;
 };
 
+// Tickets are numbered 1, 2, ... and never beyond this: far more than any real queue can
+// use, and far from wrapping. A file numbered higher is not a ticket (docs/design/queue.md).
+inline constexpr std::uint64_t max_ticket_seq = std::uint64_t{1} << 62;
+
+// The number for a new ticket: one more than the largest live ticket's (1 when there is
+// none), skipping numbers whose file exists (`present`: dead tickets we may not remove).
+// nullopt when that would exceed max_ticket_seq. Pure; exposed for tests.
+[[nodiscard]] std::optional<std::uint64_t>
+next_ticket_seq(const std::vector<std::uint64_t>& live, const std::vector<std::uint64_t>& present);
+
 // Our place in the queue. Move-only; leaves the queue on destruction.
 class QueueTicket {
   public:
-    // Writes the next ticket (seq = 1 + the largest present) with the text `text_for(seq)` and
-    // locks it. Call with the DecisionLock held exclusively, so that no reader ever sees a
-    // ticket that exists but is not yet locked.
+    // Creates (O_EXCL), locks and writes the next ticket (seq: next_ticket_seq over the
+    // tickets present) with the text `text_for(seq)`. Call with the DecisionLock held exclusively,
+    // so that no reader ever sees a ticket that exists but is not yet locked.
     [[nodiscard]] static Result<QueueTicket>
     enter(const LockDir& dir, const std::function<std::string(std::uint64_t)>& text_for);
 
@@ -53,12 +64,17 @@ class QueueTicket {
     Fd m_fd;
 };
 
-// The live tickets in arrival order. Removes the files of dead waiters on the way. Call
-// with a DecisionLock held (shared is enough).
-[[nodiscard]] Result<std::vector<TicketRecord>> read_queue(const LockDir& dir);
+// The live tickets in arrival order. Removes the files of dead waiters on the way (where
+// the directory lets us). Files named like tickets that cannot be one (a symlink, a FIFO,
+// unreadable) are skipped, each with a line in `notes` (when given) that names it; names
+// that are not canonical ("queue-<20 digits>.ticket") are no tickets at all. Call with a
+// DecisionLock held (shared is enough).
+[[nodiscard]] Result<std::vector<TicketRecord>>
+read_queue(const LockDir& dir, std::vector<std::string>* notes = nullptr);
 
-// Blocks until the waiter holding ticket `seq` has left the queue (a ticket already gone
-// has left). Returns false if a signal interrupted the wait first.
+// Blocks until the waiter holding ticket `seq` has left the queue (a ticket already gone,
+// or replaced by something that is not a ticket, has left). Returns false if a signal interrupted
+// the wait first.
 [[nodiscard]] Result<bool> wait_for_ticket(const LockDir& dir, std::uint64_t seq);
 
 // "queue-00000000000000000042.ticket"

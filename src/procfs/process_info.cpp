@@ -168,4 +168,17 @@ std::vector<FileId> open_files() {
     return files;
 }
 
+std::optional<char> process_state(pid_t pid) {
+    if (pid <= 0) {
+        return std::nullopt;
+    }
+    const auto stat = read_proc_file(fmt::format("/proc/{}/stat", pid));
+    // "pid (comm) S ...": comm may contain anything, so look after its last ')'.
+    const auto close = stat ? stat->rfind(')') : std::string::npos;
+    if (close == std::string::npos || close + 2 >= stat->size()) {
+        return std::nullopt;
+    }
+    return (*stat)[close + 2];
+}
+
 } // namespace withgpu::procfs

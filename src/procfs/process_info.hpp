@@ -17,6 +17,10 @@ struct ProcessDetails {
 // the process does not exist or is not visible (e.g. another PID namespace, hidepid).
 [[nodiscard]] ProcessDetails read_process_details(pid_t pid);
 
+// The state letter of /proc/<pid>/stat ('R', 'S', 'T', 't', ...), or nullopt where the
+// process does not exist or is not visible.
+[[nodiscard]] std::optional<char> process_state(pid_t pid);
+
 // The name of a user id via getpwuid_r, or the number as text if it has no entry.
 [[nodiscard]] std::string user_name(uid_t uid);
 

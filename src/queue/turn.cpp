@@ -26,6 +26,13 @@ std::set<std::string> usable_gpus(const gpu::MachineSnapshot& machine,
     return usable;
 }
 
+bool passed_over(const Ticket& ticket,
+                 WaiterProcess process,
+                 std::int64_t now_unix,
+                 std::chrono::seconds grace) {
+    return process == WaiterProcess::stopped && now_unix - ticket.since_unix >= grace.count();
+}
+
 std::string ordinal(unsigned n) {
     const unsigned last_two = n % 100;
     const char* suffix = "th";
@@ -56,6 +63,7 @@ Turn take_turn(const gpu::MachineSnapshot& machine,
 
     selection::ReservedMap reserved;
     std::optional<std::uint64_t> latest_conflict;
+    int latest_conflict_pid = 0;
     for (std::size_t i = 0; i < earlier.size(); ++i) {
         const Ticket& ticket = earlier[i];
         bool conflicts = false;
@@ -71,6 +79,7 @@ Turn take_turn(const gpu::MachineSnapshot& machine,
         }
         if (conflicts) {
             latest_conflict = ticket.seq;
+            latest_conflict_pid = ticket.pid;
         }
     }
 
@@ -83,6 +92,7 @@ Turn take_turn(const gpu::MachineSnapshot& machine,
         });
     if (!some_gpu_is_ours) {
         turn.wait_behind = latest_conflict;
+        turn.wait_behind_pid = latest_conflict_pid;
     }
     return turn;
 }

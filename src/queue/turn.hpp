@@ -13,6 +13,7 @@
 #include "queue/ticket.hpp"
 #include "selection/select.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -25,6 +26,25 @@ namespace withgpu::queue {
 [[nodiscard]] std::set<std::string> usable_gpus(const gpu::MachineSnapshot& machine,
                                                 const selection::Request& request);
 
+// What the process of an earlier waiter is doing, as read from /proc by the I/O side.
+enum class WaiterProcess {
+    running, // or sleeping: anything but stopped
+    stopped, // state T or t: SIGSTOP, Ctrl-Z, a debugger
+    unknown, // no such pid here (gone, another PID namespace, hidepid)
+};
+
+// How long a stopped waiter keeps its place for others (docs/design/queue.md).
+inline constexpr std::chrono::seconds stopped_waiter_grace{10};
+
+// The rule for stopped waiters: one that is stopped now and has been in line for at least
+// `grace` (by its ticket's `since`) is passed over: it reserves no GPU and nobody waits
+// behind it, until it runs again. A stopped process cannot say when it stopped, so the
+// grace counts from when it joined the queue.
+[[nodiscard]] bool passed_over(const Ticket& ticket,
+                               WaiterProcess process,
+                               std::int64_t now_unix,
+                               std::chrono::seconds grace = stopped_waiter_grace);
+
 struct Turn {
     selection::Decision decision; // GPUs wanted by earlier waiters rejected as reserved
     unsigned position = 1;        // 1 = first in line, counting live waiters before us
@@ -32,6 +52,7 @@ struct Turn {
     // change for us until one of those waiters leaves: this is the latest such waiter's
     // seq, to wait for. nullopt: some usable GPU is ours to watch.
     std::optional<std::uint64_t> wait_behind;
+    int wait_behind_pid = 0; // that waiter's pid, to notice it being stopped while we wait
 };
 
 // `earlier`: the live tickets that arrived before us, in seq order (all of them for a

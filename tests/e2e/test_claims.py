@@ -65,10 +65,11 @@ class ClaimTest(Case):
         self.assertEqual(stat.S_IMODE(mode), 0o1777)
         names = sorted(os.listdir(self.lock_dir))
         for index in (0, 1):
-            self.assertIn(f"gpu-{uuid_of(index)}.lock", names)
-            st = os.lstat(os.path.join(self.lock_dir, f"gpu-{uuid_of(index)}.lock"))
+            name = f"gpu-{uuid_of(index)}.{os.geteuid()}.lock"  # per GPU and user
+            self.assertIn(name, names)
+            st = os.lstat(os.path.join(self.lock_dir, name))
             self.assertTrue(stat.S_ISREG(st.st_mode))
-            self.assertEqual(stat.S_IMODE(st.st_mode), 0o666)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o644)
         # Lock files are never deleted: deleting would let a newcomer lock a fresh file.
         self.assertEqual(self.chosen("-n", "2"), "0,1")
         self.assertEqual(sorted(os.listdir(self.lock_dir)), names)
@@ -79,11 +80,22 @@ class ClaimTest(Case):
         victim = os.path.join(self.tmp, "victim")
         with open(victim, "w") as f:
             f.write("precious\n")
-        os.symlink(victim, os.path.join(self.lock_dir, f"gpu-{uuid_of(0)}.lock"))
-        r = self.run_wg("--gpu", "0", "true")
-        self.assert_clean_error(r, 125)
+        planted = os.path.join(self.lock_dir, f"gpu-{uuid_of(0)}.{os.geteuid()}.lock")
+        os.symlink(victim, planted)
+        r = self.run_wg("--gpu", "0", "true")  # only that GPU is unusable, with a note
+        self.assert_clean_error(r, 75, planted)
+        self.assertEqual(self.chosen(), "1")
         with open(victim) as f:
             self.assertEqual(f.read(), "precious\n")
+
+    def test_looking_creates_nothing_and_works_in_a_read_only_lock_directory(self):
+        # Issue 12, item 16: --status used to create decide.lock (125 where it could not).
+        os.makedirs(self.lock_dir)
+        os.chmod(self.lock_dir, 0o555)
+        for args in (("--status",), ("--status", "--json"), ("--dry-run",)):
+            r = self.run_wg(*args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.listdir(self.lock_dir), [])
 
 
 

@@ -129,6 +129,25 @@ class DeadWaiterTest(QueueCase):
         self.assertEqual(self.start_order(), ["first", "last"])
 
 
+class StoppedWaiterTest(QueueCase):
+    def test_a_stopped_waiter_is_passed_over_after_the_grace(self):
+        # Issue 12, item 14: a stopped (SIGSTOP, Ctrl-Z) head used to stall the machine.
+        self.machine([gpu(i) for i in range(2)])
+        sup, job = self.hold("-n", "2")
+        stopped = self.waiter("stopped")
+        os.kill(stopped.pid, signal.SIGSTOP)
+        behind = self.waiter("behind")  # blocked behind the stopped one
+        os.kill(job, signal.SIGKILL)
+        sup.wait(timeout=60)
+        # Both GPUs are free; after the grace the waiter behind goes, and so do newcomers.
+        self.assertEqual(behind.wait(timeout=120), 0, behind.stderr.read())
+        r = self.run_wg("true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.start_order(), ["behind"])
+        os.kill(stopped.pid, signal.SIGCONT)  # it counts again, and gets its GPU
+        self.assertEqual(stopped.wait(timeout=60), 0, stopped.stderr.read())
+
+
 class TimeoutAndSignalTest(QueueCase):
     def test_timeout_is_on_time_and_exits_124(self):
         self.machine([gpu(0)])
@@ -221,6 +240,7 @@ class TimeoutAndSignalTest(QueueCase):
         self.machine([gpu(0)])
         _, job = self.hold()
         loud = self.popen_wg("--wait", "true")
+        self.wait_for_queue_length(1)  # first in line, whatever the scheduler does
         quiet = self.popen_wg("--wait", "-q", "true")
         self.wait_for_queue_length(2)
         os.kill(job, signal.SIGKILL)

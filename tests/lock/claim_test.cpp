@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -39,8 +40,9 @@ class ClaimTest : public ::testing::Test {
 
     [[nodiscard]] const LockDir& dir() const { return *m_dir; }
     [[nodiscard]] const std::string& path() const { return m_path; }
-    [[nodiscard]] fs::path file_of(const std::string& uuid) const {
-        return fs::path(m_path) / lock_file_name(uuid);
+    [[nodiscard]] fs::path file_of(const std::string& uuid,
+                                   unsigned uid = static_cast<unsigned>(::geteuid())) const {
+        return fs::path(m_path) / lock_file_name(uuid, uid);
     }
 
     // Claims in this process; fails the test on error or contention.
@@ -52,10 +54,11 @@ class ClaimTest : public ::testing::Test {
         return std::move(**claim);
     }
 
-    gpu::ClaimMap claims_now(const std::vector<std::string>& uuids) {
+    gpu::ClaimMap claims_now(const std::vector<std::string>& uuids,
+                             std::vector<std::string>* notes = nullptr) {
         auto decision = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
         EXPECT_TRUE(decision) << decision.error().message;
-        auto claims = read_claims(dir(), uuids);
+        auto claims = read_claims(dir(), uuids, notes);
         if (!claims) {
             ADD_FAILURE() << claims.error().message;
             return {};
@@ -81,8 +84,8 @@ class ClaimTest : public ::testing::Test {
     std::optional<LockDir> m_dir;
 };
 
-TEST_F(ClaimTest, LockFileNameIsKeyedByUuid) {
-    EXPECT_EQ(lock_file_name(gpu_a), "gpu-" + gpu_a + ".lock");
+TEST_F(ClaimTest, LockFileNameIsKeyedByUuidAndUser) {
+    EXPECT_EQ(lock_file_name(gpu_a, 1000), "gpu-" + gpu_a + ".1000.lock");
 }
 
 TEST_F(ClaimTest, RefusesUuidsThatAreNotPlainNames) {
@@ -287,6 +290,11 @@ TEST_F(ClaimTest, GarbageRecordsLeaveFieldsEmpty) {
         "\"just a string\"\n",
         "{\"pid\":\"12\",\"supervisor_pid\":1e400,\"user\":5,\"command\":null,\"since\":1.5}\n",
         "{\"pid\":99999999999,\"supervisor_pid\":-99999999999,\"since\":18446744073709551615}\n",
+        // In range for the JSON types, out of range for what they mean (issue 12, item 16).
+        "{\"pid\":0,\"supervisor_pid\":-1,\"since\":-5,\"user\":\"\",\"command\":\"\"}\n",
+        "{\"pid\":2147483647,\"supervisor_pid\":4194305,\"since\":253402300800}\n",
+        "{\"pid\":1e3,\"since\":0}\n",
+        "{\"user\":\"" + std::string(300, 'u') + "\"}\n",
         std::string("{\"user\":\"a\xff\"}\n"),
         std::string("\0\0\0\n", 4),
     };
@@ -303,11 +311,14 @@ TEST_F(ClaimTest, GarbageRecordsLeaveFieldsEmpty) {
         EXPECT_EQ(holder.since_unix, std::nullopt) << content.substr(0, 80);
     }
     // Fields are judged one by one.
-    write_file(file_of(gpu_a), "{\"pid\":\"12\",\"user\":\"bob\",\"since\":-5,\"extra\":[1]}\n");
+    write_file(file_of(gpu_a),
+               "{\"pid\":\"12\",\"user\":\"bob\",\"since\":-5,\"supervisor_pid\":4194304,"
+               "\"extra\":[1]}\n");
     const auto holder = claims_now({gpu_a}).at(gpu_a);
     EXPECT_EQ(holder.pid, std::nullopt);
+    EXPECT_EQ(holder.supervisor_pid, 4194304);
     EXPECT_EQ(holder.user, "bob");
-    EXPECT_EQ(holder.since_unix, -5);
+    EXPECT_EQ(holder.since_unix, std::nullopt);
 }
 
 TEST_F(ClaimTest, LockFilesAreNeverDeleted) {
@@ -317,8 +328,8 @@ TEST_F(ClaimTest, LockFilesAreNeverDeleted) {
     EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a, gpu_b}), wt::child_acquired);
     EXPECT_TRUE(fs::is_regular_file(file_of(gpu_a)));
     EXPECT_TRUE(fs::is_regular_file(file_of(gpu_b)));
-    // World-writable despite the umask, so every user can open it read-write.
-    EXPECT_EQ(fs::status(file_of(gpu_a)).permissions(), fs::perms(0666));
+    // Readable by all despite the umask, so every user can probe it; writable by its owner.
+    EXPECT_EQ(fs::status(file_of(gpu_a)).permissions(), fs::perms(0644));
 }
 
 TEST_F(ClaimTest, ReadClaimsNeverCreatesFiles) {
@@ -328,129 +339,169 @@ TEST_F(ClaimTest, ReadClaimsNeverCreatesFiles) {
     EXPECT_FALSE(fs::exists(file_of(gpu_b)));
 }
 
-TEST_F(ClaimTest, RefusesSymlinkPlantedAsLockFile) {
+bool mentions(const std::vector<std::string>& notes, const fs::path& file) {
+    return std::any_of(notes.begin(), notes.end(), [&](const std::string& note) {
+        return note.find(file.string()) != std::string::npos;
+    });
+}
+
+// Our own claim file planted by someone as a symlink, a directory or a FIFO: that GPU cannot
+// be claimed (an error naming the file), it counts as claimed for us with a note, and no
+// other GPU is affected (issue 12, item 5).
+TEST_F(ClaimTest, PlantedOwnClaimFileMakesOnlyThatGpuUnusable) {
     const auto target = fs::path(path()).parent_path() / "victim";
     write_file(target, "precious\n");
+    const std::string gpu_c = "GPU-cccccccc-1111-2222-3333-444444444444";
+    const std::string gpu_d = "GPU-dddddddd-1111-2222-3333-444444444444";
     fs::create_symlink(target, file_of(gpu_a));
-    const auto dangling = fs::path(path()).parent_path() / "nowhere";
-    fs::create_symlink(dangling, file_of(gpu_b));
-
-    for (const auto& uuid : {gpu_a, gpu_b}) {
+    fs::create_directory(file_of(gpu_b));
+    ASSERT_EQ(::mkfifo(file_of(gpu_c).c_str(), 0666), 0);
+    for (const auto& uuid : {gpu_a, gpu_b, gpu_c}) {
         auto claim = Claim::try_acquire(dir(), {uuid});
         ASSERT_FALSE(claim) << uuid;
         EXPECT_EQ(claim.error().kind, ErrorKind::environment);
-        EXPECT_NE(claim.error().message.find("symbolic link"), std::string::npos)
+        EXPECT_NE(claim.error().message.find(file_of(uuid).string()), std::string::npos)
             << claim.error().message;
-        EXPECT_NE(claim.error().message.find(file_of(uuid).string()), std::string::npos);
         EXPECT_NE(claim.error().hint.find("tampering"), std::string::npos);
-
-        auto claims = read_claims(dir(), {uuid});
-        ASSERT_FALSE(claims);
-        EXPECT_NE(claims.error().message.find("symbolic link"), std::string::npos);
     }
+    std::vector<std::string> notes;
+    const auto claims = claims_now({gpu_a, gpu_b, gpu_c, gpu_d}, &notes); // never hangs
+    EXPECT_EQ(claims.size(), 3U);
+    EXPECT_EQ(claims.count(gpu_d), 0U);
+    for (const auto& uuid : {gpu_a, gpu_b, gpu_c}) {
+        EXPECT_EQ(claims.count(uuid), 1U) << uuid;
+        EXPECT_TRUE(mentions(notes, file_of(uuid))) << uuid;
+    }
+    EXPECT_EQ(claim({gpu_d}).uuids(), std::vector<std::string>{gpu_d});
     EXPECT_EQ(read_file(target), "precious\n");
-    EXPECT_FALSE(fs::exists(dangling));
 }
 
-TEST_F(ClaimTest, RefusesDirectoryOrFifoPlantedAsLockFile) {
-    fs::create_directory(file_of(gpu_a));
-    ASSERT_EQ(::mkfifo(file_of(gpu_b).c_str(), 0666), 0);
-    for (const auto& uuid : {gpu_a, gpu_b}) {
-        auto claim = Claim::try_acquire(dir(), {uuid});
-        ASSERT_FALSE(claim) << uuid;
-        EXPECT_EQ(claim.error().kind, ErrorKind::environment);
-        auto claims = read_claims(dir(), {uuid}); // must not hang on the FIFO either
-        ASSERT_FALSE(claims) << uuid;
+// Files named for another user that with-gpu could not have made are no claims: they are
+// ignored, with a note naming each (issue 12, item 5).
+TEST_F(ClaimTest, PlantedFilesNamedForAnotherUserAreIgnoredWithANote) {
+    const unsigned other = static_cast<unsigned>(::geteuid()) + 4242;
+    const auto target = fs::path(path()).parent_path() / "victim";
+    write_file(target, "precious\n");
+    fs::create_symlink(target, file_of(gpu_a, other));
+    fs::create_directory(file_of(gpu_b, other));
+    const std::string gpu_c = "GPU-cccccccc-1111-2222-3333-444444444444";
+    ASSERT_EQ(::mkfifo(file_of(gpu_c, other).c_str(), 0666), 0);
+    const std::string gpu_d = "GPU-dddddddd-1111-2222-3333-444444444444";
+    write_file(file_of(gpu_d, other), "{\"pid\":1}\n"); // ours, not the other user's
+    const Fd held_by_us(::open(file_of(gpu_d, other).c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(held_by_us);
+    ASSERT_EQ(::flock(held_by_us.get(), LOCK_EX), 0);
+
+    std::vector<std::string> notes;
+    EXPECT_TRUE(claims_now({gpu_a, gpu_b, gpu_c, gpu_d}, &notes).empty());
+    for (const auto& uuid : {gpu_a, gpu_b, gpu_c, gpu_d}) {
+        EXPECT_TRUE(mentions(notes, file_of(uuid, other))) << uuid;
     }
+    Claim all = claim({gpu_a, gpu_b, gpu_c, gpu_d});
+    EXPECT_EQ(all.uuids().size(), 4U);
+    EXPECT_EQ(read_file(target), "precious\n");
 }
 
-// Someone else created the lock file without write permission for us: flock still works
-// on a read-only descriptor, only the holder record is lost.
-TEST_F(ClaimTest, ReadOnlyLockFileIsClaimedThroughReadOnlyFallback) {
-    {
-        const Fd fd(::open(file_of(gpu_a).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444));
-        ASSERT_TRUE(fd);
+// Another user's claim file that we may not read might be a real claim: it counts as one.
+TEST_F(ClaimTest, AnotherUsersUnreadableClaimFileCountsAsClaimed) {
+    if (!wt::running_as_root()) {
+        GTEST_SKIP() << "needs root to act as two users";
     }
-    ASSERT_EQ(::chmod(file_of(gpu_a).c_str(), 0444), 0);
-    // Root ignores file modes, so the claimer runs as another user; the file stays root's.
-    const bool drop = wt::running_as_root();
-
-    wt::Pipe claimed;
-    wt::Pipe finish;
-    const pid_t claimer = wt::start_child([&] {
-        if (drop && !wt::become_nobody()) {
-            return 70;
+    { Claim created = claim({gpu_a}); } // root's file, now free
+    ASSERT_EQ(::chmod(file_of(gpu_a).c_str(), 0), 0);
+    const int code = wt::run_in_child([&] {
+        if (!wt::become_nobody()) {
+            return 80;
         }
         auto dir_again = LockDir::open(path(), false);
         if (!dir_again) {
             return wt::report_error(dir_again.error());
         }
-        auto claim = Claim::try_acquire(*dir_again, {gpu_a});
-        if (!claim) {
-            return wt::report_error(claim.error());
+        std::vector<std::string> notes;
+        auto claims = read_claims(*dir_again, {gpu_a, gpu_b}, &notes);
+        if (!claims || claims->size() != 1 || claims->count(gpu_a) != 1 ||
+            !mentions(notes, file_of(gpu_a, 0))) {
+            return 81;
         }
-        if (!claim->has_value()) {
-            return wt::child_busy;
+        auto taken = Claim::try_acquire(*dir_again, {gpu_a});
+        if (!taken || taken->has_value()) {
+            return 82;
         }
-        const int flags = ::fcntl((*claim)->descriptors().at(0), F_GETFL);
-        if ((flags & O_ACCMODE) != O_RDONLY) {
-            return 71; // the fallback was not exercised
-        }
-        gpu::ClaimHolder holder;
-        holder.pid = 1;
-        if (auto recorded = (*claim)->record_holder(holder); !recorded) {
-            return wt::report_error(recorded.error());
-        }
-        if (::write(claimed.write.get(), "x", 1) != 1) {
-            return 72;
-        }
-        char byte = 0;
-        finish.write.reset(); // only the parent's copy keeps it open
-        static_cast<void>(::read(finish.read.get(), &byte, 1)); // hold until told
-        return 0;
+        auto other = Claim::try_acquire(*dir_again, {gpu_b});
+        return other && other->has_value() ? 0 : 83;
     });
-    claimed.write.reset();
-    finish.read.reset();
-    ASSERT_EQ(wt::read_with_deadline(claimed.read.get(), 1), "x");
-
-    EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
-    const auto claims = claims_now({gpu_a});
-    ASSERT_EQ(claims.count(gpu_a), 1U);
-    EXPECT_EQ(claims.at(gpu_a).pid, std::nullopt);
-    EXPECT_EQ(fs::file_size(file_of(gpu_a)), 0U);
-
-    finish.write.reset();
-    EXPECT_EQ(wt::wait_for(claimer), 0);
-    EXPECT_TRUE(claims_now({gpu_a}).empty());
+    EXPECT_EQ(code, 0);
 }
 
-TEST_F(ClaimTest, AnotherUsersLockFileInTheStickyDirectoryIsUsedReadWrite) {
+// A file under our name that someone else owns could be deleted by them while we hold it.
+TEST_F(ClaimTest, OwnClaimFileOwnedByAnotherUserIsRefused) {
     if (!wt::running_as_root()) {
         GTEST_SKIP() << "needs root to act as two users";
     }
-    { Claim created = claim({gpu_a}); } // root's 0666 file
-    const int code = wt::run_in_child([&] {
-        if (!wt::become_nobody()) {
-            return 80;
+    write_file(file_of(gpu_a), "");
+    ASSERT_EQ(::chown(file_of(gpu_a).c_str(), wt::nobody_uid, wt::nobody_gid), 0);
+    auto claim = Claim::try_acquire(dir(), {gpu_a});
+    ASSERT_FALSE(claim);
+    EXPECT_NE(claim.error().message.find("owned by another user"), std::string::npos)
+        << claim.error().message;
+    std::vector<std::string> notes;
+    EXPECT_EQ(claims_now({gpu_a}, &notes).count(gpu_a), 1U);
+    EXPECT_TRUE(mentions(notes, file_of(gpu_a)));
+}
+
+// Issue 12, item 15: user A made the lock file of a GPU, user B holds the GPU; A deletes
+// every file it owns and claims again. That must fail while B holds the GPU.
+TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
+    if (!wt::running_as_root()) {
+        GTEST_SKIP() << "needs root to act as two users";
+    }
+    constexpr uid_t user_a = 61001;
+    constexpr uid_t user_b = 61002;
+    const auto as = [](uid_t uid) {
+        return ::setgroups(0, nullptr) == 0 && ::setgid(uid) == 0 && ::setuid(uid) == 0;
+    };
+    // A claims once (its files stay behind), then B claims and holds.
+    EXPECT_EQ(
+        wt::run_in_child([&] { return as(user_a) ? wt::try_claim_here(path(), {gpu_a}) : 70; }),
+        wt::child_acquired);
+    wt::Pipe ready;
+    wt::Pipe finish;
+    const pid_t holder = wt::start_child([&] {
+        if (!as(user_b)) {
+            return 70;
         }
-        auto dir_again = LockDir::open(path(), true);
-        if (!dir_again) {
-            return wt::report_error(dir_again.error());
+        auto dir_b = LockDir::open(path(), false);
+        if (!dir_b) {
+            return wt::report_error(dir_b.error());
         }
-        auto claim = Claim::try_acquire(*dir_again, {gpu_a, gpu_b}); // B is created by nobody
-        if (!claim || !claim->has_value()) {
-            return claim ? wt::child_busy : wt::report_error(claim.error());
+        auto held = Claim::try_acquire(*dir_b, {gpu_a});
+        if (!held || !held->has_value() || ::write(ready.write.get(), "x", 1) != 1) {
+            return 71;
         }
-        gpu::ClaimHolder holder;
-        holder.user = "nobody";
-        auto recorded = (*claim)->record_holder(holder);
-        return recorded ? 0 : wt::report_error(recorded.error());
+        char byte = 0;
+        finish.write.reset();
+        static_cast<void>(::read(finish.read.get(), &byte, 1));
+        return 0;
     });
-    EXPECT_EQ(code, 0);
-    struct stat st {};
-    ASSERT_EQ(::stat(file_of(gpu_b).c_str(), &st), 0);
-    EXPECT_EQ(st.st_uid, wt::nobody_uid);
-    EXPECT_NE(read_file(file_of(gpu_a)).find("nobody"), std::string::npos);
+    ready.write.reset();
+    finish.read.reset();
+    ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 1), "x");
+
+    const int attack = wt::run_in_child([&] {
+        if (!as(user_a)) {
+            return 70;
+        }
+        for (const auto& entry : fs::directory_iterator(path())) {
+            static_cast<void>(::unlink(entry.path().c_str())); // only its own files go
+        }
+        return wt::try_claim_here(path(), {gpu_a});
+    });
+    EXPECT_EQ(attack, wt::child_busy);
+    finish.write.reset();
+    EXPECT_EQ(wt::wait_for(holder), 0);
+    EXPECT_EQ(
+        wt::run_in_child([&] { return as(user_a) ? wt::try_claim_here(path(), {gpu_a}) : 70; }),
+        wt::child_acquired);
 }
 
 TEST_F(ClaimTest, ExclusiveDecisionLockExcludesReaders) {

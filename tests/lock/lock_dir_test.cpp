@@ -83,6 +83,58 @@ TEST(LockDir, RefusesSymlinkToADirectory) {
     }
 }
 
+// Issue 12, item 12: the check must hold whatever the spelling, and for every component.
+TEST(LockDir, RefusesSymlinksWhateverTheSpellingAndInEveryComponent) {
+    TempDir tmp;
+    const auto real = tmp.path() / "real";
+    fs::create_directory(real);
+    ASSERT_TRUE(LockDir::open((real / "locks").string(), true));
+    const auto link = tmp.path() / "link";
+    fs::create_directory_symlink(real / "locks", link);
+    const auto upper = tmp.path() / "upper";
+    fs::create_directory_symlink(real, upper);
+    if (testing::running_as_root()) { // a link made by another user, not a trusted one
+        ASSERT_EQ(::lchown(upper.c_str(), testing::nobody_uid, testing::nobody_gid), 0);
+    }
+    for (const std::string& spelling : {link.string() + "/",
+                                        link.string() + "//",
+                                        link.string() + "/.",
+                                        (upper / "locks").string(),
+                                        upper.string() + "/./locks/",
+                                        upper.string() + "//locks"}) {
+        for (const bool create : {false, true}) {
+            auto dir = LockDir::open(spelling, create);
+            ASSERT_FALSE(dir) << spelling;
+            EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+            EXPECT_NE(dir.error().message.find("symbolic link"), std::string::npos)
+                << dir.error().message;
+        }
+    }
+    // The real directory, however it is spelled, is fine.
+    for (const std::string& spelling :
+         {(real / "locks").string() + "/", real.string() + "//./locks//"}) {
+        auto dir = LockDir::open(spelling, false);
+        EXPECT_TRUE(dir) << spelling << ": " << dir.error().message;
+    }
+}
+
+// A symlink that only root controls (like /var/run -> /run) may lead to the lock directory.
+TEST(LockDir, FollowsASymlinkOnlyRootCanChange) {
+    if (!testing::running_as_root()) {
+        GTEST_SKIP() << "needs root to make a root-owned symlink in a root-only directory";
+    }
+    TempDir tmp;
+    ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+    fs::create_directory(tmp.path() / "real");
+    fs::create_directory_symlink(tmp.path() / "real", tmp.path() / "run");
+    auto dir = LockDir::open((tmp.path() / "run" / "locks").string(), true);
+    ASSERT_TRUE(dir) << dir.error().message;
+    EXPECT_TRUE(fs::is_directory(tmp.path() / "real" / "locks"));
+    // The same link in a directory others may write is not trusted.
+    ASSERT_EQ(::chmod(tmp.path().c_str(), 0777), 0);
+    EXPECT_FALSE(LockDir::open((tmp.path() / "run" / "locks").string(), true));
+}
+
 TEST(LockDir, RefusesDanglingSymlinkInsteadOfCreatingThroughIt) {
     TempDir tmp;
     const auto target = tmp.path() / "elsewhere";

@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <fcntl.h>
 #include <filesystem>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 namespace withgpu::lock {
 namespace {
@@ -122,6 +125,112 @@ TEST_F(QueueFilesTest, ReleaseWatchWakesOnAClaimEndingAndTimesOutOtherwise) {
         ASSERT_TRUE(decision.has_value());
     }
     EXPECT_FALSE(watch.wait(std::chrono::milliseconds(50)));
+}
+
+TEST(NextTicketSeq, IsOneMoreThanTheLatestLiveTicketSkippingNamesThatExist) {
+    EXPECT_EQ(next_ticket_seq({}, {}), 1U);
+    EXPECT_EQ(next_ticket_seq({3, 7}, {3, 7}), 8U);
+    EXPECT_EQ(next_ticket_seq({3, 7}, {9, 3, 8, 7, 2}), 10U); // 8 and 9: dead, not removable
+    EXPECT_EQ(next_ticket_seq({}, {1, 2, 40}), 3U);           // dead ones do not push it up
+    EXPECT_EQ(next_ticket_seq({max_ticket_seq - 1}, {}), max_ticket_seq);
+    EXPECT_EQ(next_ticket_seq({max_ticket_seq}, {}), std::nullopt); // never wraps
+}
+
+void touch(const std::filesystem::path& path) {
+    const Fd fd(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    ASSERT_TRUE(fd) << path;
+}
+
+// Issue 12, item 6: a planted ticket with the largest uint64_t must neither make the next
+// waiter's number wrap to 0 (jumping the queue) nor make the one after fail.
+TEST_F(QueueFilesTest, AnAbsurdTicketNumberCannotForceTheSequence) {
+    const auto dir_path = m_tmp.path() / "locks";
+    touch(dir_path / "queue-18446744073709551615.ticket");
+    touch(dir_path / ("queue-" + std::to_string(max_ticket_seq + 1) + ".ticket"));
+    auto a = enter("a\n");
+    auto b = enter("b\n");
+    EXPECT_EQ(a.seq(), 1U);
+    EXPECT_EQ(b.seq(), 2U);
+    auto queue = read_queue(*m_dir);
+    ASSERT_TRUE(queue.has_value());
+    ASSERT_EQ(queue->size(), 2U);
+    EXPECT_EQ((*queue)[0].text, "a\n");
+}
+
+// Issue 12, item 7: names without the 20-digit padding are not tickets, so nobody waits
+// behind one (the waiter used to open the padded name, find nothing, and spin).
+TEST_F(QueueFilesTest, OddlyNamedTicketsAreNoTickets) {
+    const auto dir_path = m_tmp.path() / "locks";
+    for (const char* name : {"queue-5.ticket",
+                             "queue-+0000000000000000007.ticket",
+                             "queue-00000000000000000000.ticket",
+                             "queue-.ticket"}) {
+        touch(dir_path / name);
+    }
+    const Fd held(::open((dir_path / "queue-5.ticket").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(held);
+    const pid_t holder = start_child([&] { // another process holds it, as a waiter would
+        if (::flock(held.get(), LOCK_EX) != 0) {
+            return 1;
+        }
+        ::pause();
+        return 0;
+    });
+    auto queue = read_queue(*m_dir);
+    ASSERT_TRUE(queue.has_value());
+    EXPECT_TRUE(queue->empty());
+    EXPECT_EQ(enter("a\n").seq(), 1U);
+    ::kill(holder, SIGKILL);
+    wait_for(holder);
+}
+
+// Issue 12, item 5: a ticket name taken by a symlink, a FIFO, a directory or an unreadable
+// file is skipped with a note naming it; the queue keeps working.
+TEST_F(QueueFilesTest, PlantedTicketFilesAreSkippedWithANote) {
+    const auto dir_path = m_tmp.path() / "locks";
+    std::filesystem::create_symlink("/etc/passwd", dir_path / ticket_file_name(2));
+    ASSERT_EQ(::mkfifo((dir_path / ticket_file_name(3)).c_str(), 0644), 0);
+    std::filesystem::create_directory(dir_path / ticket_file_name(4));
+    std::vector<std::string> notes;
+    auto queue = read_queue(*m_dir, &notes); // never blocks on the FIFO
+    ASSERT_TRUE(queue.has_value()) << queue.error().message;
+    EXPECT_TRUE(queue->empty());
+    ASSERT_EQ(notes.size(), 3U);
+    for (std::uint64_t seq = 2; seq <= 4; ++seq) {
+        EXPECT_NE(notes[seq - 2].find(ticket_file_name(seq)), std::string::npos) << notes[seq - 2];
+    }
+    auto a = enter("a\n");
+    EXPECT_EQ(a.seq(), 1U);
+    auto b = enter("b\n");
+    EXPECT_EQ(b.seq(), 5U);                 // names that exist are skipped
+    auto gone = wait_for_ticket(*m_dir, 3); // not a ticket: nothing to wait for
+    ASSERT_TRUE(gone.has_value());
+    EXPECT_TRUE(*gone);
+    EXPECT_EQ(read_queue(*m_dir)->size(), 2U);
+}
+
+TEST_F(QueueFilesTest, ADeadTicketThatCannotBeRemovedIsSkipped) {
+    if (!withgpu::testing::running_as_root()) {
+        GTEST_SKIP() << "needs root to act as another user";
+    }
+    const auto dir_path = m_tmp.path() / "locks";
+    ASSERT_EQ(::chmod(m_tmp.path().c_str(), 0755), 0);
+    touch(dir_path / ticket_file_name(1)); // root's, dead: another user may not remove it
+    const int code = withgpu::testing::run_in_child([&] {
+        if (!withgpu::testing::become_nobody()) {
+            return 10;
+        }
+        auto dir = LockDir::open(dir_path.string(), false);
+        if (!dir) {
+            return 11;
+        }
+        auto t = QueueTicket::enter(*dir, [](std::uint64_t) { return std::string("x\n"); });
+        if (!t) {
+            return withgpu::testing::report_error(t.error());
+        }
+        return t->seq() == 2 ? 0 : 12;
+    });
+    EXPECT_EQ(code, 0);
 }
 
 } // namespace

@@ -178,3 +178,30 @@ TEST(TurnTest, Ordinals) {
 
 } // namespace
 } // namespace withgpu::queue
+
+namespace withgpu::queue {
+namespace {
+
+// Issue 12, item 14: a stopped waiter must not block the others indefinitely.
+TEST(StoppedWaiterTest, IsPassedOverOnlyWhenStoppedPastTheGrace) {
+    Ticket t;
+    t.since_unix = 1000;
+    const std::int64_t grace = stopped_waiter_grace.count();
+    EXPECT_FALSE(passed_over(t, WaiterProcess::running, 1000 + 100 * grace));
+    EXPECT_FALSE(passed_over(t, WaiterProcess::unknown, 1000 + 100 * grace));
+    EXPECT_FALSE(passed_over(t, WaiterProcess::stopped, 1000));
+    EXPECT_FALSE(passed_over(t, WaiterProcess::stopped, 1000 + grace - 1));
+    EXPECT_TRUE(passed_over(t, WaiterProcess::stopped, 1000 + grace));
+    EXPECT_TRUE(passed_over(t, WaiterProcess::stopped, 1002, std::chrono::seconds(2)));
+}
+
+TEST(StoppedWaiterTest, TheTurnNamesThePidOfTheWaiterWaitedBehind) {
+    const auto m = make_machine(2);
+    const Turn turn = take_turn(m, {ticket(1, wants(2)), ticket(2, wants(1))}, wants(1), {}, 0);
+    ASSERT_TRUE(turn.wait_behind);
+    EXPECT_EQ(*turn.wait_behind, 2U);
+    EXPECT_EQ(turn.wait_behind_pid, 1002);
+}
+
+} // namespace
+} // namespace withgpu::queue
