@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev
   python3 clang-format
   dpkg-dev file
+  slurm-wlm munge  # tests/slurm: a real one-node SLURM
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "report/status_report.hpp"
+#include "slurm/allocation.hpp"
 
 #include <fmt/format.h>
 
@@ -161,8 +162,11 @@ watch_header(std::chrono::milliseconds interval, std::int64_t now, const report:
 }
 
 // One look at the machine and the lock directory, drawn.
-Result<std::string>
-render(const nvml::Nvml& nvml, const cli::Options& options, const report::Style& style) {
+// Inside a SLURM allocation the board ends with which GPUs it holds (JSON: "slurm").
+Result<std::string> render(const nvml::Nvml& nvml,
+                           const cli::Options& options,
+                           const report::Style& style,
+                           const std::optional<slurm::Allocation>& allocation) {
     auto machine = nvml.snapshot();
     if (!machine) {
         return tl::unexpected(machine.error());
@@ -172,20 +176,25 @@ render(const nvml::Nvml& nvml, const cli::Options& options, const report::Style&
         return tl::unexpected(view.error());
     }
     if (options.json) {
-        return report::status_json(*machine, view->claims, view->queue).dump(2) + "\n";
+        auto doc = report::status_json(*machine, view->claims, view->queue);
+        doc["slurm"] =
+            allocation ? slurm::allocation_json(*allocation, *machine) : nlohmann::json(nullptr);
+        return doc.dump(2) + "\n";
     }
-    return report::status_table(*machine, view->claims, view->queue, unix_now(), style);
+    return report::status_table(*machine, view->claims, view->queue, unix_now(), style) +
+           (allocation ? slurm::allocation_text(*allocation, *machine) : std::string());
 }
 
 Result<int> watch(const nvml::Nvml& nvml,
                   const cli::Options& options,
                   const ProcessEnvironment& env,
-                  std::chrono::milliseconds interval) {
+                  std::chrono::milliseconds interval,
+                  const std::optional<slurm::Allocation>& allocation) {
     const bool terminal = ::isatty(STDOUT_FILENO) == 1;
     // The first look fails the way a plain --status would; later ones show the error in the
     // frame and keep watching (a driver hiccup should not end the watch).
     report::Style style = choose_style(env);
-    auto first = render(nvml, options, style);
+    auto first = render(nvml, options, style, allocation);
     if (!first) {
         return tl::unexpected(first.error());
     }
@@ -203,7 +212,7 @@ Result<int> watch(const nvml::Nvml& nvml,
             return exit_ok;
         }
         style = choose_style(env); // the terminal may have been resized
-        auto next = render(nvml, options, style);
+        auto next = render(nvml, options, style, allocation);
         board = next ? std::move(*next)
                      : report::paint(fmt::format("with-gpu: {}\n", next.error().message),
                                      report::Tone::red,
@@ -242,10 +251,14 @@ Result<int> status_command(const cli::Options& options, const ProcessEnvironment
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
-    if (options.watch && !options.json) {
-        return watch(*nvml, options, env, *options.watch);
+    auto allocation = slurm_allocation(env);
+    if (!allocation) {
+        return tl::unexpected(allocation.error());
     }
-    auto board = render(*nvml, options, choose_style(env));
+    if (options.watch && !options.json) {
+        return watch(*nvml, options, env, *options.watch, *allocation);
+    }
+    auto board = render(*nvml, options, choose_style(env), *allocation);
     if (!board) {
         return tl::unexpected(board.error());
     }

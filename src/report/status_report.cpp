@@ -36,6 +36,7 @@ nlohmann::json claim_json(const gpu::ClaimHolder& holder) {
         {"command", or_null(holder.command)},
         {"since", holder.since_unix ? nlohmann::json(format_utc(*holder.since_unix)) : nullptr},
         {"since_unix", or_null(holder.since_unix)},
+        {"slurm_job", or_null(holder.slurm_job)},
     };
 }
 
@@ -113,7 +114,11 @@ const gpu::ClaimHolder* holder_of(const gpu::ClaimMap& claims, const std::string
 // "alice 2h13m": who holds a claim and for how long.
 std::string holder_text(const gpu::ClaimHolder& holder, std::int64_t now) {
     std::string text;
-    if (holder.user) {
+    if (holder.slurm_job) {
+        text = fmt::format("slurm job {} ({})",
+                           printable(*holder.slurm_job),
+                           holder.user ? printable(*holder.user) : "?");
+    } else if (holder.user) {
         text = printable(*holder.user);
     } else if (holder.pid) {
         text = fmt::format("pid {}", *holder.pid);
@@ -471,6 +476,7 @@ nlohmann::json status_json(const gpu::MachineSnapshot& machine,
             {"uuid", g.uuid},
             {"name", g.name},
             {"pci_bus_id", g.pci_bus_id},
+            {"minor_number", or_null(g.minor_number)},
             {"error", or_null(g.error)},
             {"memory_total_mib", mib_or_null(g.memory_total_bytes)},
             {"memory_used_mib", mib_or_null(g.memory_used_bytes)},
