@@ -11,7 +11,7 @@ struct ChosenGpu {
     std::string uuid;
     // The id to put in CUDA_VISIBLE_DEVICES when it is not the NVML index: inside a SLURM
     // allocation, the id SLURM gave the job's CUDA for this GPU (docs/slurm.md).
-    std::string visible_id;
+    std::string visible_id{};
 };
 
 // Returns `parent` ("NAME=value" entries) with CUDA_VISIBLE_DEVICES set to the chosen NVML

@@ -62,7 +62,8 @@ class InsideAnAllocation(SlurmCase):
         self.assertEqual(r.returncode, 75, r.stderr)
         self.assertIn("claimed", r.stderr)
         open(release, "w").close()
-        self.assertEqual(holder.wait(timeout=60), 0)
+        holder.communicate(timeout=60)
+        self.assertEqual(holder.returncode, 0)
 
     def test_gres_none_is_an_error_not_all_gpus(self):
         env = {"SLURM_JOB_ID": "44", "SLURM_STEP_ID": "1", "CUDA_VISIBLE_DEVICES": "NoDevFiles"}
