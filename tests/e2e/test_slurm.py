@@ -47,9 +47,9 @@ class InsideAnAllocation(SlurmCase):
         self.assertEqual(got, {by_minor(2): "2", by_minor(3): "3"})
 
     def test_batch_script_uses_slurm_job_gpus(self):
-        env = {"SLURM_JOB_ID": "43", "SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "0",
+        env = {"SLURM_JOB_ID": "43", "SLURM_JOB_GPUS": "3", "CUDA_VISIBLE_DEVICES": "0",
                "SLURM_GPUS_ON_NODE": "1"}
-        self.assertEqual(self.given(env=env), {by_minor(1): "0"})
+        self.assertEqual(self.given(env=env), {by_minor(3): "0"})
 
     def test_launches_in_one_allocation_share_it_with_claims(self):
         env = self.step_env("0", "0")
