@@ -180,13 +180,13 @@ munged --foreground --force --key-file="$work/munge/munge.key" --socket="$work/m
   --pid-file="$work/munge/munged.pid" --seed-file="$work/munge/seed" --log-file="$work/munged.log" \
   >>"$work/munged.log" 2>&1 &
 daemons+=($!)
-await 20 "munged's socket" test -S "$work/munge/munge.sock"
+await 60 "munged's socket" test -S "$work/munge/munge.sock"
 slurmctld -D -i -f "$SLURM_CONF" >>"$work/slurmctld.log" 2>&1 &
 daemons+=($!)
-await 30 "slurmctld answers" sh -c 'scontrol ping | grep -q UP'
+await 60 "slurmctld answers" sh -c 'scontrol ping | grep -q UP'
 slurmd -D -f "$SLURM_CONF" >>"$work/slurmd.log" 2>&1 &
 daemons+=($!)
-await 30 "node idle" sh -c "sinfo -h -n $node -o %t | grep -qx idle"
+await 60 "node idle" sh -c "sinfo -h -n $node -o %t | grep -qx idle"
 scontrol show node "$node" | grep -q "Gres=gpu:a100-sxm4-80gb:4" \
   || fail "slurmd did not take the generated gres.conf: $(scontrol show node "$node")"
 echo "slurmd accepted the generated gres.conf: $(scontrol show node "$node" | grep -o 'Gres=[^ ]*')"
@@ -273,7 +273,7 @@ sbatch_hold() { # NAME -> job id of a 2-GPU job that runs until $work/out/releas
     "while [ ! -e $work/out/release.$1 ]; do sleep 0.1; done"
 }
 job=$(sbatch_hold held)
-await 30 "job $job running" sh -c "squeue -h -j $job -o %T | grep -qx RUNNING"
+await 60 "job $job running" sh -c "squeue -h -j $job -o %T | grep -qx RUNNING"
 [ "$(job_claims "$job")" = 2 ] || fail "the prolog did not claim the job's 2 GPUs"
 "$bin" --status | grep -q "slurm job $job (root)" || fail "--status does not name the job"
 "$bin" --status | grep "slurm job"
@@ -288,14 +288,14 @@ for uuid in $(tr ',' ' ' <"$work/out/outside"); do
     && fail "outside user got $uuid of job $job"
 done
 touch "$work/out/release.held"
-await 30 "job $job's GPUs released by the epilog" claims_gone "$job"
-await 30 "all 4 GPUs free again" "$bin" -n 4 true
+await 60 "job $job's GPUs released by the epilog" claims_gone "$job"
+await 60 "all 4 GPUs free again" "$bin" -n 4 true
 
 step "a holder whose job ended without the epilog ends by itself"
 job=$(sbatch_hold no-epilog)
-await 30 "job $job running" sh -c "squeue -h -j $job -o %T | grep -qx RUNNING"
+await 60 "job $job running" sh -c "squeue -h -j $job -o %T | grep -qx RUNNING"
 [ "$(job_claims "$job")" = 2 ] || fail "the prolog did not claim the job's 2 GPUs"
 touch "$work/out/release.no-epilog"
-await 30 "holder of job $job ended by itself" "$bin" -n 4 true
+await 60 "holder of job $job ended by itself" "$bin" -n 4 true
 
 echo "PASS"
