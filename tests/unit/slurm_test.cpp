@@ -166,7 +166,8 @@ TEST(SlurmGresConf, TypeNames) {
     EXPECT_EQ(gres_type("Tesla T4"), "t4");
     EXPECT_EQ(gres_type("NVIDIA GeForce RTX 4090"), "geforce_rtx_4090");
     EXPECT_EQ(gres_type("NVIDIA H100 80GB HBM3"), "h100_80gb_hbm3");
-    EXPECT_EQ(gres_type("NVIDIA"), "gpu");
+    EXPECT_EQ(gres_type("NVIDIA "), "gpu"); // nothing left but the vendor
+    EXPECT_EQ(gres_type(""), "gpu");
     EXPECT_EQ(cpu_ranges({0, 1, 2, 3, 8, 10, 11}), "0-3,8,10-11");
 }
 
