@@ -182,6 +182,7 @@ _with_gpu()
             --min-memory --max-util --max-temp --max-power --require-idle
             --wait --timeout --poll
             --status --watch --dry-run --json
+            --slurm-gres-conf --slurm-prolog --slurm-epilog
             --lock-dir --nvml-library -q --quiet -v --verbose --profile --show-config
             -h --help -V --version"
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")

@@ -122,6 +122,11 @@ complete -c with-gpu -n $not_in_command -l dry-run -d 'Show what would be chosen
 complete -c with-gpu -n $not_in_command -l json -d 'Machine-readable output'
 complete -c with-gpu -n $not_in_command -l watch -d 'With --status: redraw until Ctrl-C'
 
+# SLURM
+complete -c with-gpu -n $not_in_command -l slurm-gres-conf -d 'Print gres.conf lines for this machine'
+complete -c with-gpu -n $not_in_command -l slurm-prolog -d 'For slurmd Prolog=: hold the job GPUs'
+complete -c with-gpu -n $not_in_command -l slurm-epilog -d 'For slurmd Epilog=: release them'
+
 # Setup
 complete -c with-gpu -n $not_in_command -l lock-dir -x -a '(__fish_complete_directories)' -d 'Shared claim directory'
 complete -c with-gpu -n $not_in_command -l nvml-library -r -F -d 'Load NVML from PATH'

@@ -9,6 +9,7 @@ packages=(
   python3 clang-format
   dpkg-dev file
   zsh fish bash-completion lintian  # tests/install: completions in their shells, lintian
+  slurm-wlm munge  # tests/slurm: a real one-node SLURM
 )
 
 missing=()

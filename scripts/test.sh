@@ -13,7 +13,7 @@ clang-format --dry-run --Werror "${sources[@]}"
 
 echo "== dependency rule: pure modules do no I/O"
 if grep -rnE '#include <(sys/|dlfcn\.h|unistd\.h|fcntl\.h|signal\.h|spawn\.h)' \
-     src/gpu src/selection src/queue src/report src/config src/cli; then
+     src/gpu src/selection src/queue src/report src/config src/cli src/slurm; then
   echo "a pure module includes an OS header (see ARCHITECTURE.md)" >&2
   exit 1
 fi

@@ -57,11 +57,13 @@ constexpr std::array<CodeInfo, 32> code_table{{
 }};
 
 // Exported functions that take a device (or a device index) and can be faulted per GPU.
-constexpr std::array<std::string_view, 18> device_functions{
+constexpr std::array<std::string_view, 20> device_functions{
     "nvmlDeviceGetHandleByIndex_v2",
     "nvmlDeviceGetHandleByIndex",
     "nvmlDeviceGetName",
     "nvmlDeviceGetUUID",
+    "nvmlDeviceGetMinorNumber",
+    "nvmlDeviceGetCpuAffinity",
     "nvmlDeviceGetPciInfo_v3",
     "nvmlDeviceGetPciInfo_v2",
     "nvmlDeviceGetMemoryInfo_v2",
@@ -347,6 +349,47 @@ SimProcess parse_process(const json& object, const std::string& where) {
     return process;
 }
 
+// "0-3,8,10-11" (a Linux cpulist) -> the CPUs, ascending and without duplicates.
+std::vector<unsigned int> parse_cpu_list(const std::string& text, const std::string& path) {
+    constexpr unsigned int max_cpu = 4095; // what with-gpu asks NVML about
+    std::set<unsigned int> cpus;
+    const auto bad = [&](const std::string& why) {
+        return SchemaError(path + ": \"" + text + "\" " + why +
+                           " (expected a CPU list like \"0-15,32-47\")");
+    };
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const auto comma = text.find(',', start);
+        const auto item =
+            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        const auto dash = item.find('-');
+        const auto number = [&](const std::string& digits) {
+            if (digits.empty() || digits.size() > 4 ||
+                digits.find_first_not_of("0123456789") != std::string::npos) {
+                throw bad("has an item that is not a CPU number or range");
+            }
+            const auto value = static_cast<unsigned int>(std::stoul(digits));
+            if (value > max_cpu) {
+                throw bad("names a CPU above 4095");
+            }
+            return value;
+        };
+        const unsigned int first = number(item.substr(0, dash));
+        const unsigned int last = dash == std::string::npos ? first : number(item.substr(dash + 1));
+        if (last < first) {
+            throw bad("has a range that ends before it starts");
+        }
+        for (unsigned int cpu = first; cpu <= last; ++cpu) {
+            cpus.insert(cpu);
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return {cpus.begin(), cpus.end()};
+}
+
 std::string hex_index(std::size_t index, int width) {
     std::string digits(static_cast<std::size_t>(width), '0');
     for (auto pos = digits.size(); pos > 0 && index > 0; --pos, index /= 16) {
@@ -361,6 +404,8 @@ SimGpu parse_gpu(const json& object, const std::string& where, std::size_t index
                {"name",
                 "uuid",
                 "pci_bus_id",
+                "minor_number",
+                "cpu_affinity",
                 "memory_total_mib",
                 "memory_reserved_mib",
                 "memory_other_used_mib",
@@ -381,6 +426,17 @@ SimGpu parse_gpu(const json& object, const std::string& where, std::size_t index
     const auto bus_id = get_string(
         object, where, "pci_bus_id", "00000000:" + hex_index(index + 1, 2) + ":00.0", 32);
     parse_pci_bus_id(bus_id, path_of(where, "pci_bus_id"), gpu);
+    gpu.minor_number =
+        static_cast<unsigned int>(get_unsigned(object, where, "minor_number", index, 255));
+    if (const json* affinity = find_key(object, "cpu_affinity");
+        affinity != nullptr && !affinity->is_null()) {
+        if (!affinity->is_string()) {
+            throw SchemaError(path_of(where, "cpu_affinity") + ": expected a string like " +
+                              "\"0-15\", got " + affinity->dump());
+        }
+        gpu.cpu_affinity =
+            parse_cpu_list(affinity->get<std::string>(), path_of(where, "cpu_affinity"));
+    }
 
     gpu.memory_total_mib = get_unsigned(object, where, "memory_total_mib", 81920, max_memory_mib);
     gpu.memory_reserved_mib = get_unsigned(object, where, "memory_reserved_mib", 0, max_memory_mib);
@@ -461,6 +517,10 @@ Machine parse_root(const json& root) {
             if (other.uuid == gpu.uuid) {
                 throw SchemaError(where + ".uuid: \"" + gpu.uuid + "\" is also the uuid of gpus[" +
                                   std::to_string(j) + "]");
+            }
+            if (other.minor_number == gpu.minor_number) {
+                throw SchemaError(where + ".minor_number: " + std::to_string(gpu.minor_number) +
+                                  " is also the minor number of gpus[" + std::to_string(j) + "]");
             }
             if (other.pci_domain == gpu.pci_domain && other.pci_bus == gpu.pci_bus &&
                 other.pci_device == gpu.pci_device) {

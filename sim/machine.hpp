@@ -34,6 +34,10 @@ struct SimGpu {
     unsigned int pci_bus = 0;
     unsigned int pci_device = 0;
     unsigned int pci_device_id = 0; // PCI device id (without the vendor half)
+    unsigned int minor_number = 0;  // N of /dev/nvidiaN (default: the GPU's place in the file)
+    // Logical CPUs close to the GPU, ascending; nullopt: nvmlDeviceGetCpuAffinity answers
+    // NOT_SUPPORTED.
+    std::optional<std::vector<unsigned int>> cpu_affinity;
     unsigned long long memory_total_mib = 0;
     unsigned long long memory_reserved_mib = 0;
     unsigned long long memory_other_used_mib = 0;

@@ -5,6 +5,7 @@
 #include "nvml/abi.hpp"
 #include "util/fd.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -456,6 +457,36 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int len
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
     return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) {
         return withgpu::sim::copy_text(gpu.uuid, uuid, length);
+    });
+}
+
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int* minorNumber) {
+    return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) {
+        if (minorNumber == nullptr) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        *minorNumber = gpu.minor_number;
+        return NVML_SUCCESS;
+    });
+}
+
+nvmlReturn_t
+nvmlDeviceGetCpuAffinity(nvmlDevice_t device, unsigned int cpuSetSize, unsigned long* cpuSet) {
+    return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) {
+        if (cpuSet == nullptr || cpuSetSize == 0) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        if (!gpu.cpu_affinity) {
+            return NVML_ERROR_NOT_SUPPORTED;
+        }
+        constexpr unsigned int bits = sizeof(unsigned long) * 8;
+        std::fill(cpuSet, cpuSet + cpuSetSize, 0UL);
+        for (const unsigned int cpu : *gpu.cpu_affinity) {
+            if (cpu / bits < cpuSetSize) { // like NVML: CPUs beyond the set are left out
+                cpuSet[cpu / bits] |= 1UL << (cpu % bits);
+            }
+        }
+        return NVML_SUCCESS;
     });
 }
 

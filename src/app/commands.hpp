@@ -6,6 +6,7 @@
 #include "gpu/claim.hpp"
 #include "gpu/snapshot.hpp"
 #include "queue/ticket.hpp"
+#include "slurm/allocation.hpp"
 #include "util/error.hpp"
 
 #include <string>
@@ -37,5 +38,23 @@ struct LockView {
 // Run mode and --dry-run: select, claim, run. In run mode a successful start never returns:
 // with-gpu ends the way the command ended.
 [[nodiscard]] Result<int> run_command(const cli::Options& options, const ProcessEnvironment& env);
+
+// Inside a SLURM job: the allocation from SLURM's variables (nullopt outside SLURM).
+[[nodiscard]] Result<std::optional<slurm::Allocation>>
+slurm_allocation(const ProcessEnvironment& env);
+
+// Where a job's own with-gpu launches claim: `lock_dir`, or, when the job's GPUs are held
+// for it by a --slurm-prolog holder, the job's own directory inside it (docs/slurm.md).
+[[nodiscard]] Result<std::string> allocation_lock_dir(const std::string& lock_dir,
+                                                      const slurm::Allocation& allocation,
+                                                      const gpu::MachineSnapshot& machine);
+[[nodiscard]] std::string job_lock_dir(const std::string& lock_dir, const std::string& job_id);
+
+// --slurm-gres-conf, --slurm-prolog, --slurm-epilog (docs/slurm.md)
+[[nodiscard]] Result<int> slurm_gres_conf_command(const cli::Options& options);
+[[nodiscard]] Result<int> slurm_prolog_command(const cli::Options& options,
+                                               const ProcessEnvironment& env);
+[[nodiscard]] Result<int> slurm_epilog_command(const cli::Options& options,
+                                               const ProcessEnvironment& env);
 
 } // namespace withgpu::app

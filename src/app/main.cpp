@@ -152,8 +152,22 @@ int main(int argc, char** argv, const Installation& installation) {
         return exit_ok;
     }
     const auto& options = std::get<cli::Options>(*parsed);
-    auto result = options.mode == cli::Options::Mode::status ? status_command(options, env)
-                                                             : run_command(options, env);
+    auto result = [&] {
+        switch (options.mode) {
+        case cli::Options::Mode::status:
+            return status_command(options, env);
+        case cli::Options::Mode::slurm_gres_conf:
+            return slurm_gres_conf_command(options);
+        case cli::Options::Mode::slurm_prolog:
+            return slurm_prolog_command(options, env);
+        case cli::Options::Mode::slurm_epilog:
+            return slurm_epilog_command(options, env);
+        case cli::Options::Mode::run:
+        case cli::Options::Mode::dry_run:
+            break;
+        }
+        return run_command(options, env);
+    }();
     if (!result) {
         return report(result.error());
     }

@@ -82,11 +82,41 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
     }
 
     selection::Request request = options.request;
-    auto visible = selection::parse_cuda_visible_devices(env.get("CUDA_VISIBLE_DEVICES"));
-    if (!visible) {
-        return tl::unexpected(visible.error());
+    auto allocation = slurm_allocation(env);
+    if (!allocation) {
+        return tl::unexpected(allocation.error());
     }
-    request.visible = std::move(*visible);
+    if (*allocation) {
+        // Inside SLURM the allocation, not CUDA_VISIBLE_DEVICES, says which GPUs are ours:
+        // under ConstrainDevices CUDA_VISIBLE_DEVICES restarts at 0 (docs/slurm.md).
+        const slurm::Allocation& a = **allocation;
+        if (a.minor_numbers.empty()) {
+            return fail(ErrorKind::environment,
+                        fmt::format("SLURM {} holds no GPU (SLURM_STEP_GPUS and SLURM_JOB_GPUS "
+                                    "are unset or empty); inside SLURM with-gpu uses only the "
+                                    "allocation's GPUs",
+                                    a.describe()),
+                        "ask SLURM for GPUs, e.g. srun --gres=gpu:1 (or --gpus=1)");
+        }
+        request.visible.restricted = true;
+        request.visible.source = a.source;
+        request.visible.original = a.source_value;
+        for (const unsigned minor : a.minor_numbers) {
+            selection::GpuRef ref;
+            ref.kind = selection::GpuRef::Kind::minor_number;
+            ref.index = minor;
+            ref.text = std::to_string(minor);
+            ref.key = ref.text;
+            request.visible.refs.push_back(std::move(ref));
+        }
+    } else {
+        auto visible = selection::parse_cuda_visible_devices(env.get("CUDA_VISIBLE_DEVICES"));
+        if (!visible) {
+            return tl::unexpected(visible.error());
+        }
+        request.visible = std::move(*visible);
+    }
+    cli::Options effective = options; // the lock directory may become the job's own
 
     std::optional<Acquired> acquired;
     {
@@ -109,14 +139,21 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
                 return tl::unexpected(unique.error());
             }
         }
-        if (dry_run) {
-            return show_decision(options, *machine, request);
+        if (*allocation) {
+            auto lock_dir = allocation_lock_dir(options.lock_dir, **allocation, *machine);
+            if (!lock_dir) {
+                return tl::unexpected(lock_dir.error());
+            }
+            effective.lock_dir = std::move(*lock_dir);
         }
-        auto dir = lock::LockDir::open(options.lock_dir, true);
+        if (dry_run) {
+            return show_decision(effective, *machine, request);
+        }
+        auto dir = lock::LockDir::open(effective.lock_dir, true);
         if (!dir) {
             return tl::unexpected(dir.error());
         }
-        auto got = acquire(options, request, *nvml, std::move(*machine), *dir);
+        auto got = acquire(effective, request, *nvml, std::move(*machine), *dir);
         if (!got) {
             return tl::unexpected(got.error());
         }
@@ -129,7 +166,11 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
     std::string chosen_text;
     for (unsigned index : decision.chosen) {
         const gpu::GpuSnapshot* g = acquired->machine.find(index);
-        chosen.push_back({g->index, g->uuid});
+        std::string visible_id; // SLURM's id for it inside an allocation
+        if (*allocation && g->minor_number) {
+            visible_id = (*allocation)->cuda_id_of(*g->minor_number).value_or("");
+        }
+        chosen.push_back({g->index, g->uuid, visible_id});
         chosen_text +=
             fmt::format("{}GPU {} ({})", chosen_text.empty() ? "" : ", ", index, g->uuid);
     }

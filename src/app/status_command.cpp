@@ -6,6 +6,7 @@
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "report/status_report.hpp"
+#include "slurm/allocation.hpp"
 
 #include <fmt/format.h>
 
@@ -162,9 +163,11 @@ watch_header(std::chrono::milliseconds interval, std::int64_t now, const report:
 }
 
 // One look at the machine and the lock directory, drawn.
+// Inside a SLURM allocation the board ends with which GPUs it holds (JSON: "slurm").
 Result<std::string> render(const nvml::Nvml& nvml,
                            const cli::Options& options,
                            const report::Style& style,
+                           const std::optional<slurm::Allocation>& allocation,
                            Notes& notes) {
     auto machine = nvml.snapshot();
     if (!machine) {
@@ -176,21 +179,26 @@ Result<std::string> render(const nvml::Nvml& nvml,
     }
     notes.print(view->notes); // on stderr: the board and the JSON stay as they are
     if (options.json) {
-        return report::status_json(*machine, view->claims, view->queue).dump(2) + "\n";
+        auto doc = report::status_json(*machine, view->claims, view->queue);
+        doc["slurm"] =
+            allocation ? slurm::allocation_json(*allocation, *machine) : nlohmann::json(nullptr);
+        return doc.dump(2) + "\n";
     }
-    return report::status_table(*machine, view->claims, view->queue, unix_now(), style);
+    return report::status_table(*machine, view->claims, view->queue, unix_now(), style) +
+           (allocation ? slurm::allocation_text(*allocation, *machine) : std::string());
 }
 
 Result<int> watch(const nvml::Nvml& nvml,
                   const cli::Options& options,
                   const ProcessEnvironment& env,
-                  std::chrono::milliseconds interval) {
+                  std::chrono::milliseconds interval,
+                  const std::optional<slurm::Allocation>& allocation) {
     const bool terminal = ::isatty(STDOUT_FILENO) == 1;
     // The first look fails the way a plain --status would; later ones show the error in the
     // frame and keep watching (a driver hiccup should not end the watch).
     report::Style style = choose_style(env);
     Notes notes(options.quiet);
-    auto first = render(nvml, options, style, notes);
+    auto first = render(nvml, options, style, allocation, notes);
     if (!first) {
         return tl::unexpected(first.error());
     }
@@ -208,7 +216,7 @@ Result<int> watch(const nvml::Nvml& nvml,
             return exit_ok;
         }
         style = choose_style(env); // the terminal may have been resized
-        auto next = render(nvml, options, style, notes);
+        auto next = render(nvml, options, style, allocation, notes);
         board = next ? std::move(*next)
                      : report::paint(fmt::format("with-gpu: {}\n", next.error().message),
                                      report::Tone::red,
@@ -256,11 +264,15 @@ Result<int> status_command(const cli::Options& options, const ProcessEnvironment
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
+    auto allocation = slurm_allocation(env);
+    if (!allocation) {
+        return tl::unexpected(allocation.error());
+    }
     if (options.watch && !options.json) {
-        return watch(*nvml, options, env, *options.watch);
+        return watch(*nvml, options, env, *options.watch, *allocation);
     }
     Notes notes(options.quiet);
-    auto board = render(*nvml, options, choose_style(env), notes);
+    auto board = render(*nvml, options, choose_style(env), *allocation, notes);
     if (!board) {
         return tl::unexpected(board.error());
     }

@@ -20,6 +20,7 @@ constexpr std::string_view k_description =
     "Usage: with-gpu [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       with-gpu --status [--json | --watch [INTERVAL]]\n"
     "       with-gpu --dry-run [--json] [OPTIONS]\n"
+    "       with-gpu --slurm-gres-conf | --slurm-prolog | --slurm-epilog\n"
     "\n"
     "Run a command on GPUs that are really free, claimed so that no other with-gpu job\n"
     "can take them.";
@@ -44,7 +45,8 @@ constexpr std::string_view k_examples = R"(Examples:
     with-gpu --dry-run -n 2 --min-memory 40G
 
 The command gets CUDA_VISIBLE_DEVICES (NVML indices), CUDA_DEVICE_ORDER=PCI_BUS_ID and
-WITH_GPU_UUIDS. An inherited CUDA_VISIBLE_DEVICES limits the candidates.
+WITH_GPU_UUIDS. An inherited CUDA_VISIBLE_DEVICES limits the candidates. Inside a SLURM
+job or step only its GPUs (SLURM_STEP_GPUS / SLURM_JOB_GPUS) are used, under SLURM's ids.
 
 Exit status: the command's own (death by signal S is passed on); 2 usage error; 75 no
 suitable GPU is free now; 124 --timeout expired; 125 with-gpu failed (no NVIDIA driver,
@@ -160,6 +162,9 @@ struct RawValues {
     bool require_idle = false;
     bool status = false;
     bool dry_run = false;
+    bool slurm_gres_conf = false;
+    bool slurm_prolog = false;
+    bool slurm_epilog = false;
     bool json = false;
     bool quiet = false;
     bool verbose = false;
@@ -437,6 +442,21 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
     app.add_flag("--json", raw.json, "Machine-readable output for --status and --dry-run")
         ->group(view_group);
 
+    const std::string slurm_group = "SLURM (docs/slurm.md)";
+    app.add_flag("--slurm-gres-conf",
+                 raw.slurm_gres_conf,
+                 "Print gres.conf lines for this machine's GPUs and the matching slurm.conf "
+                 "NodeName= Gres= line")
+        ->group(slurm_group);
+    app.add_flag("--slurm-prolog",
+                 raw.slurm_prolog,
+                 "For slurmd's Prolog=: claim the job's GPUs for it until the job ends")
+        ->group(slurm_group);
+    app.add_flag("--slurm-epilog",
+                 raw.slurm_epilog,
+                 "For slurmd's Epilog=: release the GPUs claimed by --slurm-prolog")
+        ->group(slurm_group);
+
     const std::string setup_group = "Setup";
     app.add_option("--lock-dir",
                    raw.lock_dir,
@@ -521,7 +541,18 @@ Result<ParseResult> parse(const std::vector<std::string>& args,
                     "--status and --dry-run cannot be combined",
                     "--status shows every GPU; --dry-run shows what a request would get");
     }
-    if (raw.status) {
+    const int slurm_modes =
+        (raw.slurm_gres_conf ? 1 : 0) + (raw.slurm_prolog ? 1 : 0) + (raw.slurm_epilog ? 1 : 0);
+    if (slurm_modes > 0) {
+        if (slurm_modes > 1 || raw.status || raw.dry_run || raw.json || !options.command.empty()) {
+            return fail(ErrorKind::usage,
+                        "--slurm-gres-conf, --slurm-prolog and --slurm-epilog stand alone",
+                        "e.g. with-gpu --slurm-gres-conf > gres.conf; see docs/slurm.md");
+        }
+        options.mode = raw.slurm_gres_conf ? Options::Mode::slurm_gres_conf
+                       : raw.slurm_prolog  ? Options::Mode::slurm_prolog
+                                           : Options::Mode::slurm_epilog;
+    } else if (raw.status) {
         options.mode = Options::Mode::status;
         if (!options.command.empty()) {
             return fail(ErrorKind::usage,

@@ -18,9 +18,12 @@ namespace withgpu::cli {
 
 struct Options {
     enum class Mode {
-        run,     // claim GPUs and run the command
-        status,  // --status: show GPUs, processes, claims
-        dry_run, // --dry-run: show the decision for every GPU, run nothing
+        run,             // claim GPUs and run the command
+        status,          // --status: show GPUs, processes, claims
+        dry_run,         // --dry-run: show the decision for every GPU, run nothing
+        slurm_gres_conf, // --slurm-gres-conf: print gres.conf lines for this machine
+        slurm_prolog,    // --slurm-prolog: hold a SLURM job's GPUs (slurmd's Prolog=)
+        slurm_epilog,    // --slurm-epilog: end that holder (slurmd's Epilog=)
     };
     Mode mode = Mode::run;
     bool json = false;

@@ -19,6 +19,9 @@ struct ClaimHolder {
     std::optional<std::string> user;        // user name of the claimer
     std::optional<std::string> command;     // the command line, space-joined
     std::optional<std::int64_t> since_unix; // when the claim was taken, seconds since the epoch
+    // Set when the claim is held for a SLURM job by `with-gpu --slurm-prolog` (docs/slurm.md):
+    // the job id; `user` is then the job's user and `pid` the holder process.
+    std::optional<std::string> slurm_job{}; // (initialised: older brace-inits stay complete)
 };
 
 // Claimed GPUs by UUID. A GPU missing from the map is not claimed.

@@ -25,6 +25,12 @@ struct GpuSnapshot {
     std::string uuid;       // "GPU-xxxxxxxx-..."; empty only if the GPU failed before it was read
     std::string name;       // "NVIDIA A100-SXM4-80GB"
     std::string pci_bus_id; // "00000000:17:00.0" as NVML reports it
+    // N of the GPU's device file /dev/nvidiaN (what SLURM's gres.conf File= names); unknown
+    // when the driver does not say.
+    std::optional<unsigned> minor_number;
+    // Logical CPUs close to the GPU (NVML's ideal CPU affinity), ascending; unknown when the
+    // driver does not say.
+    std::optional<std::vector<unsigned>> local_cpus;
 
     // Set when this GPU could not be read (e.g. "GPU is lost"): it is reported and never chosen.
     std::optional<std::string> error;

@@ -331,6 +331,7 @@ gpu::ClaimHolder parse_holder(std::string_view text) {
     holder.user = string_field(record, "user", max_user_bytes);
     holder.command = string_field(record, "command", max_record_bytes);
     holder.since_unix = integer_field(record, "since", 1, max_since);
+    holder.slurm_job = string_field(record, "slurm_job", max_user_bytes);
     return holder;
 }
 
@@ -370,6 +371,9 @@ std::string format_record(const gpu::ClaimHolder& holder) {
         }
         if (holder.since_unix) {
             record["since"] = *holder.since_unix;
+        }
+        if (holder.slurm_job) {
+            record["slurm_job"] = holder.slurm_job->substr(0, 64);
         }
         // argv and user names are bytes, not necessarily UTF-8: replace, never throw.
         std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -53,6 +53,8 @@ struct Api {
     decltype(&::nvmlDeviceGetName) name = nullptr;
     decltype(&::nvmlDeviceGetUUID) uuid = nullptr;
     decltype(&::nvmlDeviceGetPciInfo_v3) pci_info = nullptr;
+    decltype(&::nvmlDeviceGetMinorNumber) minor_number = nullptr;
+    decltype(&::nvmlDeviceGetCpuAffinity) cpu_affinity = nullptr;
     decltype(&::nvmlDeviceGetMemoryInfo_v2) memory_v2 = nullptr;
     decltype(&::nvmlDeviceGetMemoryInfo) memory_v1 = nullptr;
     decltype(&::nvmlDeviceGetUtilizationRates) utilization = nullptr;
@@ -139,6 +141,8 @@ std::vector<std::string> resolve_api(void* handle, Api& api) {
             "nvmlDeviceGetMemoryInfo_v2/nvmlDeviceGetMemoryInfo");
 
     // Optional: a missing metric is reported as unknown.
+    WITHGPU_NVML_RESOLVE(r, api.minor_number, nvmlDeviceGetMinorNumber);
+    WITHGPU_NVML_RESOLVE(r, api.cpu_affinity, nvmlDeviceGetCpuAffinity);
     WITHGPU_NVML_RESOLVE(r, api.utilization, nvmlDeviceGetUtilizationRates);
     WITHGPU_NVML_RESOLVE(r, api.temperature, nvmlDeviceGetTemperature);
     WITHGPU_NVML_RESOLVE(r, api.power, nvmlDeviceGetPowerUsage);
@@ -425,6 +429,39 @@ class GpuReader {
             return false;
         }
         m_gpu.uuid = from_buffer(uuid);
+        return read_placement(device);
+    }
+
+    // Minor number and local CPUs: unknown when not supported.
+    bool read_placement(nvmlDevice_t device) {
+        if (m_api.minor_number != nullptr) {
+            unsigned minor = 0;
+            const nvmlReturn_t rc = m_api.minor_number(device, &minor);
+            if (rc == NVML_SUCCESS) {
+                m_gpu.minor_number = minor;
+            } else if (!usable(rc)) {
+                return false;
+            }
+        }
+        if (m_api.cpu_affinity != nullptr) {
+            constexpr unsigned words = 64; // 4096 CPUs
+            constexpr unsigned bits = sizeof(unsigned long) * 8;
+            std::array<unsigned long, words> set{};
+            const nvmlReturn_t rc = m_api.cpu_affinity(device, words, set.data());
+            if (rc == NVML_SUCCESS) {
+                std::vector<unsigned> cpus;
+                for (unsigned w = 0; w < words; ++w) {
+                    for (unsigned b = 0; b < bits; ++b) {
+                        if ((set[w] >> b) & 1UL) {
+                            cpus.push_back(w * bits + b);
+                        }
+                    }
+                }
+                m_gpu.local_cpus = std::move(cpus);
+            } else if (!usable(rc)) {
+                return false;
+            }
+        }
         return true;
     }
 

@@ -18,6 +18,8 @@ const char* kind_name(selection::GpuRef::Kind kind) {
         return "pci_bus_id";
     case selection::GpuRef::Kind::name_substring:
         return "name";
+    case selection::GpuRef::Kind::minor_number:
+        return "minor_number";
     }
     return "index";
 }
@@ -34,6 +36,9 @@ selection::GpuRef::Kind kind_from(const std::string& name) {
     }
     if (name == "index") {
         return selection::GpuRef::Kind::index;
+    }
+    if (name == "minor_number") {
+        return selection::GpuRef::Kind::minor_number;
     }
     throw json::other_error::create(501, "unknown GPU reference kind " + name, nullptr);
 }
@@ -88,7 +93,8 @@ std::string encode(const Ticket& ticket) {
              {"visible",
               {{"restricted", r.visible.restricted},
                {"refs", refs_json(r.visible.refs)},
-               {"original", r.visible.original}}},
+               {"original", r.visible.original},
+               {"source", r.visible.source}}},
              {"gpu_type", optional_json(r.gpu_type)},
              {"strict_type", r.strict_type},
              {"min_free_bytes", optional_json(r.min_free_bytes)},
@@ -121,6 +127,8 @@ Result<Ticket> decode(std::string_view text) {
         t.request.visible.restricted = r.at("visible").at("restricted").get<bool>();
         t.request.visible.refs = refs_from(r.at("visible").at("refs"));
         t.request.visible.original = r.at("visible").at("original").get<std::string>();
+        t.request.visible.source =
+            r.at("visible").value("source", std::string("CUDA_VISIBLE_DEVICES"));
         t.request.gpu_type = optional_from<std::string>(r.at("gpu_type"));
         t.request.strict_type = r.at("strict_type").get<bool>();
         t.request.min_free_bytes = optional_from<std::uint64_t>(r.at("min_free_bytes"));

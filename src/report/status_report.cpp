@@ -47,6 +47,7 @@ nlohmann::json claim_json(const gpu::ClaimHolder& holder) {
         {"command", text_or_null(holder.command)},
         {"since", holder.since_unix ? nlohmann::json(format_utc(*holder.since_unix)) : nullptr},
         {"since_unix", or_null(holder.since_unix)},
+        {"slurm_job", text_or_null(holder.slurm_job)},
     };
 }
 
@@ -124,7 +125,11 @@ const gpu::ClaimHolder* holder_of(const gpu::ClaimMap& claims, const std::string
 // "alice 2h13m": who holds a claim and for how long.
 std::string holder_text(const gpu::ClaimHolder& holder, std::int64_t now) {
     std::string text;
-    if (holder.user) {
+    if (holder.slurm_job) {
+        text = fmt::format("slurm job {} ({})",
+                           text::printable(*holder.slurm_job),
+                           holder.user ? text::printable(*holder.user) : "?");
+    } else if (holder.user) {
         text = text::printable(*holder.user);
     } else if (holder.pid) {
         text = fmt::format("pid {}", *holder.pid);
@@ -483,6 +488,7 @@ nlohmann::json status_json(const gpu::MachineSnapshot& machine,
             {"uuid", text_json(g.uuid)},
             {"name", text_json(g.name)},
             {"pci_bus_id", text_json(g.pci_bus_id)},
+            {"minor_number", or_null(g.minor_number)},
             {"error", text_or_null(g.error)},
             {"memory_total_mib", mib_or_null(g.memory_total_bytes)},
             {"memory_used_mib", mib_or_null(g.memory_used_bytes)},

@@ -15,7 +15,7 @@ std::vector<std::string> job_environment(const std::vector<std::string>& parent,
             indices += ',';
             uuids += ',';
         }
-        indices += std::to_string(g.index);
+        indices += g.visible_id.empty() ? std::to_string(g.index) : g.visible_id;
         uuids += g.uuid;
     }
     const std::array<std::pair<std::string_view, std::string>, 3> ours{{

@@ -247,6 +247,8 @@ bool matches(const GpuRef& ref, const gpu::GpuSnapshot& gpu) {
     }
     case GpuRef::Kind::name_substring:
         return icontains(gpu.name, ref.key);
+    case GpuRef::Kind::minor_number:
+        return gpu.minor_number && *gpu.minor_number == ref.index;
     }
     return false;
 }

@@ -14,10 +14,11 @@
 namespace withgpu::selection {
 
 struct GpuRef {
-    enum class Kind { index, uuid, pci_bus_id, name_substring };
+    // minor_number: the N of /dev/nvidiaN, as SLURM names GPUs (never written by users).
+    enum class Kind { index, uuid, pci_bus_id, name_substring, minor_number };
     Kind kind = Kind::index;
     std::string text;   // as the user wrote it (for messages)
-    unsigned index = 0; // for Kind::index
+    unsigned index = 0; // for Kind::index, and the minor number for Kind::minor_number
     // For uuid: "GPU-..." as written (matched case-insensitively, as a prefix like CUDA does).
     // For pci_bus_id: normalised to "DDDDDDDD:BB:DD.F" upper case (domain may be given with 4
     // or 8 digits, or omitted). For name_substring: the substring.
@@ -46,6 +47,9 @@ struct VisibleDevices {
     bool restricted = false;  // false: variable unset, every GPU is a candidate
     std::vector<GpuRef> refs; // when restricted: the GPUs it names (may be empty: none visible)
     std::string original;     // the variable's value, for messages
+    // The variable that restricts: CUDA_VISIBLE_DEVICES, or inside a SLURM allocation
+    // SLURM_STEP_GPUS / SLURM_JOB_GPUS (then `refs` are minor numbers).
+    std::string source = "CUDA_VISIBLE_DEVICES";
 };
 
 // Interprets CUDA_VISIBLE_DEVICES as CUDA does: comma-separated NVML indices (CUDA

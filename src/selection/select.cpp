@@ -116,7 +116,7 @@ void check_identity(const gpu::GpuSnapshot& gpu,
     if (request.visible.restricted && !matches_any(request.visible.refs, gpu)) {
         const std::string shown =
             request.visible.original.empty() ? "\"\"" : text::printable(request.visible.original);
-        rejections.push_back({fmt::format("not in CUDA_VISIBLE_DEVICES={}", shown), true});
+        rejections.push_back({fmt::format("not in {}={}", request.visible.source, shown), true});
     }
     if (request.gpu_type && request.strict_type && !icontains(gpu.name, *request.gpu_type)) {
         rejections.push_back(

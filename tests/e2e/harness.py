@@ -108,7 +108,8 @@ class Case(unittest.TestCase):
     # -- running ----------------------------------------------------------
     def env(self, extra=None, drop=()):
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith("WITH_GPU_") and k not in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
+               if not k.startswith(("WITH_GPU_", "SLURM_"))
+               and k not in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
         env["LD_LIBRARY_PATH"] = SIM_DIR
         env["WITH_GPU_SIM_MACHINE"] = self.machine_path
         env["WITH_GPU_LOCK_DIR"] = self.lock_dir

@@ -10,7 +10,7 @@ from harness import Case, busy, gpu, uuid_of, GIB
 
 GPU_FIELDS = {"index", "uuid", "name", "pci_bus_id", "error", "memory_total_mib", "memory_used_mib",
               "memory_free_mib", "utilization_percent", "temperature_c", "power_w", "power_limit_w",
-              "processes_known", "processes", "claim"}
+              "processes_known", "processes", "claim", "minor_number"}
 
 
 class StatusTest(Case):

@@ -240,6 +240,21 @@ TEST_F(ClaimTest, ReadClaimsReportsClaimedAndFreeWithTheRecordedHolder) {
     EXPECT_EQ(content.find('\n'), content.size() - 1);
 }
 
+TEST_F(ClaimTest, RecordNamesTheSlurmJobItIsHeldFor) {
+    Claim held = claim({gpu_a});
+    gpu::ClaimHolder holder;
+    holder.pid = 777;
+    holder.user = "bob";
+    holder.slurm_job = "1234";
+    ASSERT_TRUE(held.record_holder(holder));
+    const gpu::ClaimHolder read = claims_now({gpu_a}).at(gpu_a);
+    EXPECT_EQ(read.slurm_job, "1234");
+    EXPECT_EQ(read.user, "bob");
+    holder.slurm_job.reset();
+    ASSERT_TRUE(held.record_holder(holder));
+    EXPECT_EQ(claims_now({gpu_a}).at(gpu_a).slurm_job, std::nullopt);
+}
+
 TEST_F(ClaimTest, ShorterRecordReplacesLongerOneCompletely) {
     Claim held = claim({gpu_a});
     gpu::ClaimHolder holder;

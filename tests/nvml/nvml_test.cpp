@@ -99,6 +99,19 @@ class NvmlSim : public ::testing::Test {
     withgpu::testing::TempDir m_dir;
 };
 
+TEST_F(NvmlSim, ReadsMinorNumbersAndLocalCpus) {
+    json first = make_gpu(0); // no minor_number, no cpu_affinity: the defaults
+    json second = make_gpu(1);
+    second["minor_number"] = 7;
+    second["cpu_affinity"] = "0-2,64,66-67";
+    const auto machine = snapshot_of(make_machine({first, second}));
+    ASSERT_EQ(machine.gpus.size(), 2U);
+    EXPECT_EQ(machine.gpus[0].minor_number, 0U);
+    EXPECT_EQ(machine.gpus[0].local_cpus, std::nullopt); // NOT_SUPPORTED: unknown
+    EXPECT_EQ(machine.gpus[1].minor_number, 7U);
+    EXPECT_EQ(machine.gpus[1].local_cpus, (std::vector<unsigned>{0, 1, 2, 64, 66, 67}));
+}
+
 TEST_F(NvmlSim, ReadsEveryFigure) {
     json first = make_gpu(0);
     first["processes"] = json::array({make_process(4242, 1000), make_process(4343, 2000)});

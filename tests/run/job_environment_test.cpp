@@ -17,6 +17,14 @@ TEST(JobEnvironmentTest, SetsTheGpuVariablesInChoiceOrder) {
                                         "WITH_GPU_UUIDS=GPU-three,GPU-one"}));
 }
 
+TEST(JobEnvironmentTest, SlurmIdsReplaceIndicesWhereGiven) {
+    // Inside a device-constrained SLURM step, NVML index 3 is the job's CUDA device 1.
+    auto env =
+        job_environment({"CUDA_VISIBLE_DEVICES=0,1"}, {{3, "GPU-three", "1"}, {2, "GPU-two", "0"}});
+    EXPECT_NE(std::find(env.begin(), env.end(), "CUDA_VISIBLE_DEVICES=1,0"), env.end());
+    EXPECT_NE(std::find(env.begin(), env.end(), "WITH_GPU_UUIDS=GPU-three,GPU-two"), env.end());
+}
+
 TEST(JobEnvironmentTest, ReplacesInheritedValuesAndKeepsLookalikes) {
     auto env = job_environment({"CUDA_VISIBLE_DEVICES=0,1,2",
                                 "CUDA_DEVICE_ORDER=FASTEST_FIRST",

@@ -838,6 +838,27 @@ TEST(Visible, IndicesAndUuidsRestrictCandidates) {
                 ElementsAre("not in CUDA_VISIBLE_DEVICES=1," + uuid_for(3)));
 }
 
+TEST(Visible, SlurmGpusAreMatchedByMinorNumber) {
+    auto machine = make_machine(4);
+    for (unsigned i = 0; i < 4; ++i) {
+        machine.gpus[i].minor_number = 3 - i; // minor numbers in the opposite order
+    }
+    Request request = want(1, 4);
+    request.visible.restricted = true;
+    request.visible.source = "SLURM_STEP_GPUS";
+    request.visible.original = "0,1";
+    for (const unsigned minor : {0U, 1U}) {
+        GpuRef ref;
+        ref.kind = GpuRef::Kind::minor_number;
+        ref.index = minor;
+        ref.text = std::to_string(minor);
+        request.visible.refs.push_back(ref);
+    }
+    const auto decision = run_select(machine, request);
+    EXPECT_THAT(decision.chosen, ElementsAre(2U, 3U)); // minors 1 and 0, not indices 0 and 1
+    EXPECT_THAT(reasons(decision.verdicts[0]), ElementsAre("not in SLURM_STEP_GPUS=0,1"));
+}
+
 TEST(Visible, UuidPrefix) {
     const auto machine = make_machine(4);
     Request request;

@@ -1,0 +1,548 @@
+// with-gpu and SLURM (docs/slurm.md): the allocation a job runs in, --slurm-gres-conf, and
+// the prolog's claim holder that --slurm-epilog ends.
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "app/exit_code.hpp"
+#include "lock/claim.hpp"
+#include "nvml/nvml.hpp"
+#include "procfs/process_info.hpp"
+#include "slurm/allocation.hpp"
+#include "slurm/gres_conf.hpp"
+#include "util/fd.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <poll.h>
+#include <set>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ; // NOLINT: POSIX
+
+namespace withgpu::app {
+
+namespace {
+
+std::string short_host_name() {
+    std::array<char, 256> name{};
+    if (::gethostname(name.data(), name.size() - 1) != 0) {
+        return "localhost";
+    }
+    std::string host(name.data());
+    return host.substr(0, host.find('.'));
+}
+
+std::optional<unsigned> read_number(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    unsigned value = 0;
+    if (in >> value) {
+        return value;
+    }
+    return std::nullopt;
+}
+
+// Logical CPU -> SLURM's core index: cores numbered socket by socket, the hardware threads of
+// one core sharing its index (what slurmd means by gres.conf Cores=). Empty when sysfs does
+// not say, and then CPU numbers are used as they are.
+std::map<unsigned, unsigned> core_of_cpu() {
+    std::map<unsigned, std::pair<unsigned, unsigned>> place; // cpu -> (package, core)
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/sys/devices/system/cpu", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.size() < 4 || name.compare(0, 3, "cpu") != 0 ||
+            name.find_first_not_of("0123456789", 3) != std::string::npos) {
+            continue;
+        }
+        const auto package = read_number(entry.path() / "topology/physical_package_id");
+        const auto core = read_number(entry.path() / "topology/core_id");
+        if (package && core) {
+            place.emplace(static_cast<unsigned>(std::stoul(name.substr(3))),
+                          std::make_pair(*package, *core));
+        }
+    }
+    std::set<std::pair<unsigned, unsigned>> cores;
+    for (const auto& [cpu, where] : place) {
+        cores.insert(where);
+    }
+    std::map<unsigned, unsigned> result;
+    for (const auto& [cpu, where] : place) {
+        result[cpu] = static_cast<unsigned>(std::distance(cores.begin(), cores.find(where)));
+    }
+    return result;
+}
+
+// The claim record names the job; `slurm job 1234 (alice)` in --status.
+gpu::ClaimHolder holder_record(const std::string& job_id, const std::string& user) {
+    gpu::ClaimHolder holder;
+    holder.pid = static_cast<int>(::getpid());
+    holder.supervisor_pid = holder.pid;
+    holder.user = user;
+    holder.command = "with-gpu --slurm-prolog (holds the GPUs of SLURM job " + job_id + ")";
+    holder.since_unix = now_unix();
+    holder.slurm_job = job_id;
+    return holder;
+}
+
+// `scontrol show job --oneliner ID`: is the job still there? Output is read up to 64 KiB.
+slurm::JobPresence ask_slurm(const std::string& job_id, const ProcessEnvironment& env) {
+    std::array<int, 2> pipe_fds{};
+    if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) {
+        return slurm::JobPresence::unknown;
+    }
+    Fd read_end(pipe_fds[0]);
+    Fd write_end(pipe_fds[1]);
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawnattr_init(&attributes);
+    ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+    ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::posix_spawnattr_setsigmask(&attributes, &none); // the holder blocks SIGTERM; scontrol not
+    ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+    const std::string path = env.get("PATH").value_or("/usr/bin:/bin");
+    std::string found = "scontrol";
+    for (std::size_t start = 0; start <= path.size();) {
+        const auto colon = path.find(':', start);
+        const std::string dir = path.substr(start, colon - start);
+        if (!dir.empty() && ::access((dir + "/scontrol").c_str(), X_OK) == 0) {
+            found = dir + "/scontrol";
+            break;
+        }
+        if (colon == std::string::npos) {
+            break;
+        }
+        start = colon + 1;
+    }
+    std::array<std::string, 5> words{found, "show", "job", "--oneliner", job_id};
+    std::array<char*, 6> argv{};
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        argv[i] = words[i].data();
+    }
+    pid_t pid = 0;
+    const int spawned =
+        ::posix_spawn(&pid, found.c_str(), &actions, &attributes, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attributes);
+    write_end.reset();
+    if (spawned != 0) {
+        return slurm::JobPresence::unknown;
+    }
+    std::string output;
+    std::array<char, 4096> buffer{};
+    for (;;) {
+        const ssize_t n = ::read(read_end.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        if (output.size() < 65536) {
+            output.append(buffer.data(), static_cast<std::size_t>(n));
+        }
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    const int exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return slurm::job_presence(exit_status, output);
+}
+
+// Claims, one GPU at a time, those of `uuids` that are not held yet (held ones move to
+// `held`). A GPU claimed by someone else stays in `uuids` for a later try.
+Result<void> claim_free(const lock::LockDir& dir,
+                        std::vector<std::string>& uuids,
+                        std::vector<lock::Claim>& held,
+                        const gpu::ClaimHolder& holder) {
+    if (uuids.empty()) {
+        return {};
+    }
+    auto decision = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
+    if (!decision) {
+        return tl::unexpected(decision.error());
+    }
+    std::vector<std::string> still_missing;
+    for (const auto& uuid : uuids) {
+        auto claim = lock::Claim::try_acquire(dir, {uuid});
+        if (!claim) {
+            return tl::unexpected(claim.error());
+        }
+        if (!*claim) {
+            still_missing.push_back(uuid);
+            continue;
+        }
+        (void)(*claim)->record_holder(holder); // diagnostic only
+        held.push_back(std::move(**claim));
+    }
+    uuids = std::move(still_missing);
+    return {};
+}
+
+// Closes every descriptor but the standard ones and `keep`: slurmd must not wait on a pipe
+// the holder inherited, and the holder must keep nothing else of the prolog.
+void close_other_descriptors(const std::vector<lock::Claim>& keep, int lock_dir_fd) {
+    std::set<int> kept{lock_dir_fd};
+    for (const auto& claim : keep) {
+        for (const int fd : claim.descriptors()) {
+            kept.insert(fd);
+        }
+    }
+    std::vector<int> to_close;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+        const int fd = std::atoi(entry.path().filename().c_str());
+        if (fd > STDERR_FILENO && kept.count(fd) == 0) {
+            to_close.push_back(fd); // includes the iterator's own descriptor: closed after
+        }
+    }
+    for (const int fd : to_close) {
+        ::close(fd);
+    }
+}
+
+// The holder's life: hold the claims until SIGTERM (the epilog) or until SLURM says the job
+// is gone; meanwhile claim GPUs of the job that someone else held at the start.
+[[noreturn]] void hold(const lock::LockDir& dir,
+                       std::vector<lock::Claim> held,
+                       std::vector<std::string> missing,
+                       const std::string& job_id,
+                       const std::string& user,
+                       std::chrono::milliseconds interval,
+                       const ProcessEnvironment& env) {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    // Blocked and taken with sigtimedwait: the wait between looks is also the signal wait.
+    ::sigprocmask(SIG_BLOCK, &stop, nullptr);
+    const auto seconds = interval.count() / 1000;
+    const timespec pause{static_cast<time_t>(seconds),
+                         static_cast<long>((interval.count() % 1000) * 1000000)};
+    for (;;) {
+        const int signal = ::sigtimedwait(&stop, nullptr, &pause);
+        if (signal > 0) {
+            std::_Exit(0); // the claims end with the process
+        }
+        if (ask_slurm(job_id, env) == slurm::JobPresence::gone) {
+            std::_Exit(0);
+        }
+        (void)claim_free(dir, missing, held, holder_record(job_id, user));
+    }
+}
+
+struct JobIdentity {
+    std::string job_id;
+    std::string user;
+};
+
+Result<JobIdentity> job_identity(const ProcessEnvironment& env, std::string_view flag) {
+    JobIdentity job;
+    job.job_id = env.get("SLURM_JOB_ID").value_or("");
+    const bool plain =
+        !job.job_id.empty() && job.job_id.find_first_not_of("0123456789_") == std::string::npos;
+    if (!plain) {
+        return fail(ErrorKind::usage,
+                    fmt::format("{}: SLURM_JOB_ID is {}",
+                                flag,
+                                job.job_id.empty() ? std::string("unset")
+                                                   : "\"" + job.job_id + "\", not a job id"),
+                    fmt::format("{} is run by slurmd (slurm.conf {}=); see docs/slurm.md",
+                                flag,
+                                flag == "--slurm-prolog" ? "Prolog" : "Epilog"));
+    }
+    job.user = env.get("SLURM_JOB_USER").value_or("");
+    if (job.user.empty()) {
+        const auto uid = env.get("SLURM_JOB_UID");
+        job.user =
+            uid ? procfs::user_name(static_cast<uid_t>(std::strtoul(uid->c_str(), nullptr, 10)))
+                : std::string("?");
+    }
+    return job;
+}
+
+// Is `pid` a with-gpu --slurm-prolog holder (this very program)? Guards the epilog's kill
+// against a recycled pid.
+bool is_holder(int pid) {
+    std::error_code ec;
+    const auto ours = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto theirs = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
+    if (ec || ours != theirs) {
+        return false;
+    }
+    std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+    std::string word;
+    while (std::getline(in, word, '\0')) {
+        if (word == "--slurm-prolog") {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Ends one holder: SIGTERM, then SIGKILL if it has not gone within 10 s.
+void end_holder(int pid) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    Fd watched(pidfd);
+    ::kill(pid, SIGTERM);
+    if (watched) {
+        pollfd gone{watched.get(), POLLIN, 0};
+        int ready = 0;
+        do {
+            ready = ::poll(&gone, 1, 10000);
+        } while (ready < 0 && errno == EINTR);
+        if (ready > 0) {
+            return;
+        }
+    }
+    ::kill(pid, SIGKILL);
+}
+
+} // namespace
+
+std::string job_lock_dir(const std::string& lock_dir, const std::string& job_id) {
+    return lock_dir + "/slurm-job-" + job_id;
+}
+
+Result<std::optional<slurm::Allocation>> slurm_allocation(const ProcessEnvironment& env) {
+    slurm::Variables variables;
+    variables.job_id = env.get("SLURM_JOB_ID");
+    variables.step_id = env.get("SLURM_STEP_ID");
+    variables.step_gpus = env.get("SLURM_STEP_GPUS");
+    variables.job_gpus = env.get("SLURM_JOB_GPUS");
+    variables.gpus_on_node = env.get("SLURM_GPUS_ON_NODE");
+    variables.cuda_visible_devices = env.get("CUDA_VISIBLE_DEVICES");
+    return slurm::read_allocation(variables);
+}
+
+Result<std::string> allocation_lock_dir(const std::string& lock_dir,
+                                        const slurm::Allocation& allocation,
+                                        const gpu::MachineSnapshot& machine) {
+    if (!std::filesystem::exists(lock_dir)) {
+        return lock_dir;
+    }
+    auto dir = lock::LockDir::open(lock_dir, false);
+    if (!dir) {
+        return tl::unexpected(dir.error());
+    }
+    std::vector<std::string> uuids;
+    for (const unsigned index : slurm::allocated_indices(allocation, machine)) {
+        uuids.push_back(machine.find(index)->uuid);
+    }
+    auto shared = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared);
+    if (!shared) {
+        return tl::unexpected(shared.error());
+    }
+    auto claims = lock::read_claims(*dir, uuids);
+    if (!claims) {
+        return tl::unexpected(claims.error());
+    }
+    for (const auto& [uuid, holder] : *claims) {
+        if (holder.slurm_job == allocation.job_id) {
+            return job_lock_dir(lock_dir, allocation.job_id);
+        }
+    }
+    return lock_dir;
+}
+
+Result<int> slurm_gres_conf_command(const cli::Options& options) {
+    auto nvml = nvml::Nvml::open(options.nvml_library);
+    if (!nvml) {
+        return tl::unexpected(nvml.error());
+    }
+    auto machine = nvml->snapshot();
+    if (!machine) {
+        return tl::unexpected(machine.error());
+    }
+    auto text = slurm::gres_conf(*machine, short_host_name(), core_of_cpu());
+    if (!text) {
+        return tl::unexpected(text.error());
+    }
+    fmt::print("{}", *text);
+    return exit_ok;
+}
+
+Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvironment& env) {
+    auto job = job_identity(env, "--slurm-prolog");
+    if (!job) {
+        return tl::unexpected(job.error());
+    }
+    // slurmd gives the prolog SLURM_JOB_GPUS; CUDA_VISIBLE_DEVICES holds the same ids there.
+    const auto ids_text =
+        env.get("SLURM_JOB_GPUS").value_or(env.get("CUDA_VISIBLE_DEVICES").value_or(""));
+    auto ids = slurm::parse_gpu_ids(
+        ids_text, env.get("SLURM_JOB_GPUS") ? "SLURM_JOB_GPUS" : "CUDA_VISIBLE_DEVICES");
+    if (!ids) {
+        return tl::unexpected(ids.error());
+    }
+    if (ids->empty()) {
+        return exit_ok; // a job without GPUs: nothing to hold
+    }
+    std::vector<std::string> uuids;
+    {
+        // NVML is closed before the holder forks: a forked child must not carry driver state.
+        auto nvml = nvml::Nvml::open(options.nvml_library);
+        if (!nvml) {
+            return tl::unexpected(nvml.error());
+        }
+        auto machine = nvml->snapshot();
+        if (!machine) {
+            return tl::unexpected(machine.error());
+        }
+        slurm::Allocation allocation;
+        allocation.minor_numbers = *ids;
+        for (const unsigned index : slurm::allocated_indices(allocation, *machine)) {
+            uuids.push_back(machine->find(index)->uuid);
+        }
+        if (uuids.size() != ids->size()) {
+            fmt::print(stderr,
+                       "with-gpu: --slurm-prolog: job {}: SLURM_JOB_GPUS={} names {} GPU(s), "
+                       "NVML shows {} of them by minor number; holding those\n",
+                       job->job_id,
+                       ids_text,
+                       ids->size(),
+                       uuids.size());
+        }
+    }
+    auto dir = lock::LockDir::open(options.lock_dir, true);
+    if (!dir) {
+        return tl::unexpected(dir.error());
+    }
+    std::vector<lock::Claim> held;
+    std::vector<std::string> missing = uuids;
+    // The decision lock is held from the first claim until the holder has written its record.
+    auto decision = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::exclusive);
+    if (!decision) {
+        return tl::unexpected(decision.error());
+    }
+    std::vector<std::string> still_missing;
+    for (const auto& uuid : missing) {
+        auto claim = lock::Claim::try_acquire(*dir, {uuid});
+        if (!claim) {
+            return tl::unexpected(claim.error());
+        }
+        if (*claim) {
+            held.push_back(std::move(**claim));
+        } else {
+            still_missing.push_back(uuid);
+        }
+    }
+    missing = std::move(still_missing);
+    for (const auto& uuid : missing) {
+        fmt::print(stderr,
+                   "with-gpu: --slurm-prolog: job {}: {} is claimed by a with-gpu user; the "
+                   "holder takes it when it is released (see docs/slurm.md)\n",
+                   job->job_id,
+                   uuid);
+    }
+
+    std::array<int, 2> ready_pipe{};
+    if (::pipe2(ready_pipe.data(), O_CLOEXEC) != 0) {
+        return fail(ErrorKind::environment, fmt::format("pipe failed: {}", std::strerror(errno)));
+    }
+    Fd ready_read(ready_pipe[0]);
+    Fd ready_write(ready_pipe[1]);
+    const pid_t child = ::fork();
+    if (child < 0) {
+        return fail(ErrorKind::environment, fmt::format("fork failed: {}", std::strerror(errno)));
+    }
+    if (child == 0) {
+        // The holder: its own session (slurmd's signals to the prolog do not reach it), no
+        // terminal, standard streams on /dev/null.
+        ::setsid();
+        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            ::dup2(null, STDIN_FILENO);
+            ::dup2(null, STDOUT_FILENO);
+            ::dup2(null, STDERR_FILENO);
+        }
+        const auto record = holder_record(job->job_id, job->user);
+        for (auto& claim : held) {
+            (void)claim.record_holder(record);
+        }
+        decision->release();
+        const char byte = 1;
+        (void)!::write(ready_write.get(), &byte, 1);
+        ready_write.reset();
+        ready_read.reset();
+        close_other_descriptors(held, dir->fd());
+        hold(*dir, std::move(held), std::move(missing), job->job_id, job->user, options.poll, env);
+    }
+    ready_write.reset();
+    char byte = 0;
+    ssize_t n = 0;
+    do {
+        n = ::read(ready_read.get(), &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        return fail(ErrorKind::environment,
+                    fmt::format("the claim holder for job {} (pid {}) ended before it was ready",
+                                job->job_id,
+                                child));
+    }
+    return exit_ok;
+}
+
+Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvironment& env) {
+    auto job = job_identity(env, "--slurm-epilog");
+    if (!job) {
+        return tl::unexpected(job.error());
+    }
+    if (!std::filesystem::exists(options.lock_dir)) {
+        return exit_ok;
+    }
+    auto dir = lock::LockDir::open(options.lock_dir, false);
+    if (!dir) {
+        return tl::unexpected(dir.error());
+    }
+    // The holders of this job, from the claim records; only a live with-gpu --slurm-prolog
+    // process is signalled.
+    std::set<int> holders;
+    {
+        auto nvml = nvml::Nvml::open(options.nvml_library);
+        if (!nvml) {
+            return tl::unexpected(nvml.error());
+        }
+        auto machine = nvml->snapshot();
+        if (!machine) {
+            return tl::unexpected(machine.error());
+        }
+        auto shared = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared);
+        if (!shared) {
+            return tl::unexpected(shared.error());
+        }
+        auto claims = lock::read_claims(*dir, machine->uuids());
+        if (!claims) {
+            return tl::unexpected(claims.error());
+        }
+        for (const auto& [uuid, holder] : *claims) {
+            if (holder.slurm_job == job->job_id && holder.pid && *holder.pid > 1 &&
+                is_holder(*holder.pid)) {
+                holders.insert(*holder.pid);
+            }
+        }
+    }
+    for (const int pid : holders) {
+        end_holder(pid);
+    }
+    // The claims the job's own with-gpu launches shared among themselves.
+    std::error_code ec;
+    std::filesystem::remove_all(job_lock_dir(options.lock_dir, job->job_id), ec);
+    return exit_ok;
+}
+
+} // namespace withgpu::app
