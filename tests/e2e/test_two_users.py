@@ -1,5 +1,5 @@
 """Two real users attacking each other through a shared lock directory (issue 12, items
-5, 6, 7 and 15). Needs root, to create the users (removed again at the end) and to run
+5, 6, 7, 10 and 15). Needs root, to create the users (removed again at the end) and to run
 with-gpu as each of them; skipped with a reason otherwise."""
 
 import json
@@ -102,9 +102,10 @@ class TwoUsers(Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout)
 
-    def hold(self, user, *args):
+    def hold(self, user, *args, job_args=()):
         """`user` claims GPUs until release() closes the job's stdin."""
-        holder = self.popen_as(user, [BIN, *args, "sh", "-c", "read line"], stdin=subprocess.PIPE)
+        holder = self.popen_as(user, [BIN, *args, "sh", "-c", "read line", *job_args],
+                               stdin=subprocess.PIPE)
         self.wait_until(lambda: os.path.exists(f"/proc/{holder.pid}") and any(
             g["claim"] and g["claim"]["supervisor_pid"] == holder.pid
             for g in self.status_as(user)["gpus"]), what=f"{user} holding {args}")
@@ -231,6 +232,21 @@ class TwoUsers(Case):
         self.assertLess(used, 0.3, f"the waiter used {used:.2f}s of CPU in 3s: it spins")
         self.release(holder)
         self.assertEqual(waiter.wait(timeout=120), 0, waiter.stderr.read())
+
+    # -- item 10 -------------------------------------------------------------
+    def test_another_users_escape_sequences_never_reach_the_terminal(self):
+        hostile = "\x1b]0;PWNED\x07\x1b[2J\nforged line\x9b31m"
+        holder = self.hold(self.rt1, "--gpu", "0", job_args=(hostile,))
+        raw = ("\x1b", "\x07", "\x9b", "forged line\n")
+        for args in (("--gpu", "0", "true"), ("--dry-run", "--gpu", "0"),
+                     ("--status",), ("--wait", "--timeout", "1s", "--gpu", "0", "true")):
+            r = self.run_as(self.rt2, *args)
+            shown = r.stdout + r.stderr
+            if args != ("--status",):  # the board names the holder's user only
+                self.assertIn("read line", shown, f"{args}: the holder's command is named")
+            for seq in raw:
+                self.assertNotIn(seq, shown, f"{args} printed {seq!r} from rt1's command line")
+        self.release(holder)
 
 
 if __name__ == "__main__":
