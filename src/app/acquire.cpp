@@ -5,6 +5,7 @@
 #include "lock/queue_files.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
+#include "report/style.hpp"
 #include "report/waiting_report.hpp"
 #include "util/units.hpp"
 
@@ -115,9 +116,10 @@ class Progress {
         if (m_tty) {
             std::string line = "with-gpu: " + report::waiting_line(turn, needed, waited);
             winsize ws{};
-            if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10 &&
-                line.size() >= ws.ws_col) {
-                line = line.substr(0, ws.ws_col - 2) + "~";
+            if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) {
+                // One column spare, so the cursor never wraps; cut between characters, as the
+                // board is.
+                line = report::cut(line, ws.ws_col - 1U);
             }
             fmt::print(stderr, "\r\033[K{}", line);
             m_drawn = true;

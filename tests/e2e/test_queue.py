@@ -4,8 +4,11 @@ leave nothing behind."""
 import fcntl
 import os
 import pty
+import select
 import signal
+import struct
 import subprocess
+import termios
 import time
 import unittest
 
@@ -229,6 +232,34 @@ class TimeoutAndSignalTest(QueueCase):
         os.close(fd)
         self.assertIn(b"1st in queue", output)
         self.assertTrue(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT, status)
+        self.assertEqual(self.tickets_on_disk(), [])
+
+    def test_the_waiting_line_is_cut_between_characters_to_fit_the_terminal(self):
+        self.machine([gpu(0)])
+        # The holder's command line, shown in the waiting line, is all two-byte characters.
+        holder = self.popen_wg("sh", "-c", "echo $$; exec sleep 300", "\u00e9" * 80)
+        job = int(holder.stdout.readline())
+        pid, fd = pty.fork()
+        if pid == 0:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+            os.execve(BIN, [BIN, "--wait", "true"], self.env())
+        ellipsis = "\u2026".encode()
+        output = b""
+        deadline = time.monotonic() + 30
+        while ellipsis not in output and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                output += os.read(fd, 4096)
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        os.kill(job, signal.SIGKILL)
+        self.assertEqual(holder.wait(timeout=30), -signal.SIGKILL)
+        self.assertIn(ellipsis, output, output)
+        drawn = output[:output.index(ellipsis) + len(ellipsis)].rsplit(b"\r\x1b[K", 1)[-1]
+        line = drawn.decode("utf-8")  # strict: a character cut in half fails here
+        self.assertIn("1st in queue", line)
+        self.assertIn("\u00e9", line)
+        self.assertLessEqual(len(line), 119, "one column spare, so the cursor never wraps")
         self.assertEqual(self.tickets_on_disk(), [])
 
     def test_impossible_requests_do_not_wait(self):
