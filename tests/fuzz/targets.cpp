@@ -57,7 +57,8 @@ class Bytes {
     std::int64_t i64() { return static_cast<std::int64_t>(u64()); }
     // A length byte, then that many bytes (a whole string of any bytes at all).
     std::string text() {
-        const std::size_t length = std::min<std::size_t>(byte(), m_data.size());
+        const std::size_t wanted = byte(); // read first: it shortens m_data
+        const std::size_t length = std::min(wanted, m_data.size());
         std::string out(m_data.substr(0, length));
         m_data.remove_prefix(length);
         return out;

@@ -267,14 +267,15 @@ step "prolog holds a running job's GPUs; the epilog releases them"
 job_claims() { # JOB -> the number of GPUs claimed for it
   "$bin" --status --json | grep -c "\"slurm_job\": \"$1\"" || true
 }
-claims_gone() { [ "$(job_claims "$1")" = 0 ]; }
+claims_are() { [ "$(job_claims "$1")" = "$2" ]; } # RUNNING comes before the prolog ends
+claims_gone() { claims_are "$1" 0; }
 sbatch_hold() { # NAME -> job id of a 2-GPU job that runs until $work/out/release.NAME exists
   sbatch --parsable -J "$1" --gres=gpu:2 -o /dev/null --wrap \
     "while [ ! -e $work/out/release.$1 ]; do sleep 0.1; done"
 }
 job=$(sbatch_hold held)
 await 60 "job $job running" sh -c "squeue -h -j $job -o %T | grep -qx RUNNING"
-[ "$(job_claims "$job")" = 2 ] || fail "the prolog did not claim the job's 2 GPUs"
+await 60 "the prolog claiming job $job's 2 GPUs" claims_are "$job" 2
 "$bin" --status | grep -q "slurm job $job (root)" || fail "--status does not name the job"
 "$bin" --status | grep "slurm job"
 grep -q "^SLURM_JOB_GPUS=" "$work/out/prolog-env.$job" || fail "slurmd gave the prolog no SLURM_JOB_GPUS"
@@ -294,7 +295,7 @@ await 60 "all 4 GPUs free again" "$bin" -n 4 true
 step "a holder whose job ended without the epilog ends by itself"
 job=$(sbatch_hold no-epilog)
 await 60 "job $job running" sh -c "squeue -h -j $job -o %T | grep -qx RUNNING"
-[ "$(job_claims "$job")" = 2 ] || fail "the prolog did not claim the job's 2 GPUs"
+await 60 "the prolog claiming job $job's 2 GPUs" claims_are "$job" 2
 touch "$work/out/release.no-epilog"
 await 60 "holder of job $job ended by itself" "$bin" -n 4 true
 
