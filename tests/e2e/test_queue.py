@@ -16,6 +16,11 @@ from harness import (BIN, JOB_RECORDER, Case, busy, check_no_overlap, gpu, read_
                      uuid_of, GIB)
 
 
+def process_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 class QueueCase(Case):
     def setUp(self):
         super().setUp()
@@ -133,12 +138,28 @@ class DeadWaiterTest(QueueCase):
 
 
 class StoppedWaiterTest(QueueCase):
+    def stop_outside_the_decision_lock(self, pid):
+        """SIGSTOP `pid` at a moment it does not hold decide.lock (held only while it looks):
+        a waiter stopped inside that window blocks newcomers, a known limit (queue.md)."""
+        path = os.path.join(self.lock_dir, "decide.lock")
+        for _ in range(100):
+            os.kill(pid, signal.SIGSTOP)
+            self.wait_until(lambda: process_state(pid) in ("T", "t"), what="the waiter stopped")
+            with open(path, "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    pass
+            os.kill(pid, signal.SIGCONT)
+        self.fail("the waiter held decide.lock at every stop")
+
     def test_a_stopped_waiter_is_passed_over_after_the_grace(self):
         # Issue 12, item 14: a stopped (SIGSTOP, Ctrl-Z) head used to stall the machine.
         self.machine([gpu(i) for i in range(2)])
         sup, job = self.hold("-n", "2")
         stopped = self.waiter("stopped")
-        os.kill(stopped.pid, signal.SIGSTOP)
+        self.stop_outside_the_decision_lock(stopped.pid)
         behind = self.waiter("behind")  # blocked behind the stopped one
         os.kill(job, signal.SIGKILL)
         sup.wait(timeout=60)
