@@ -4,12 +4,9 @@
 #include "selection/gpu_ref.hpp"
 #include "util/units.hpp"
 
+#include "config/toml.hpp"
+
 #include <fmt/format.h>
-// toml++ 3.3 asserts in debug builds on input its parser goes on to reject cleanly (a table
-// header such as "[`x]", found by tests/fuzz). Its assertions are off in the builds we ship;
-// turning them off here too makes debug and sanitizer builds parse as those do.
-#define TOML_ASSERT(expr) static_cast<void>(0)
-#include <toml++/toml.h>
 
 #include <algorithm>
 #include <chrono>

@@ -1118,5 +1118,31 @@ TEST(ConfigDocsTest, ExampleFilesBehaveAsDocumented) {
         "nvml_library = (unset)\n");
 }
 
+// toml++ 3.3.0 reached __builtin_unreachable() for most non-ASCII characters where it looked
+// for whitespace (config/toml.hpp). Under UBSan (the asan preset) these inputs abort the test
+// without the workaround; with it they are ordinary syntax errors, or valid text.
+TEST(ConfigTomlTest, NonAsciiCharactersWhereWhitespaceMayBeAreSyntaxErrors) {
+    const std::vector<std::string> documents = {
+        "[defaults]\nmax_util = 10 \xc3\xa9\n", // U+00E9 after a value
+        "\xcc\xaa",                             // U+032A alone (upstream issue #295)
+        "[defaults]\n\xe3\x81\x82 = 1\n",       // U+3042 (Hiragana) where a key starts
+        "x = \"\"\"\\\n\xc2\xa7\"\"\"\n",       // U+00A7 after a line-ending backslash (#190)
+        "[defaults]\ncount = 1\xef\xac\x80\n",  // U+FB00 (index 63 of the generated table)
+    };
+    for (const auto& text : documents) {
+        const auto error = error_of(with_user(text));
+        EXPECT_EQ(error.kind, ErrorKind::usage) << text;
+        EXPECT_EQ(error.message.rfind(k_user + ":", 0), 0U) << error.message;
+    }
+}
+
+TEST(ConfigTomlTest, NonAsciiInStringsAndCommentsIsFine) {
+    const auto settings = resolved(with_user("# f\xc3\xbcr Ren\xc3\xa9 \xe3\x81\x82\n[defaults]\n"
+                                             "gpu_type = \"Caf\xc3\xa9\"  # \xef\xac\x80\n"
+                                             "max_util = 10\n"));
+    EXPECT_EQ(settings.text("gpu_type"), "Caf\xc3\xa9");
+    EXPECT_EQ(settings.text("max_util"), "10");
+}
+
 } // namespace
 } // namespace withgpu::config
