@@ -3,7 +3,8 @@
 #include "app/commands.hpp"
 #include "app/exit_code.hpp"
 #include "cli/options.hpp"
-#include "config/config.hpp"
+#include "config/paths.hpp"
+#include "config/resolve.hpp"
 #include "util/fd.hpp"
 
 #include <fmt/format.h>

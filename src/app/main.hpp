@@ -2,7 +2,8 @@
 // OS adapters. Builds the real adapters and maps errors to exit codes.
 #pragma once
 
-#include "config/config.hpp"
+#include "config/paths.hpp"
+#include "config/resolve.hpp"
 
 #include <string>
 

@@ -3,7 +3,7 @@
 // come back as values for app/ to print.
 #pragma once
 
-#include "config/config.hpp"
+#include "config/resolve.hpp"
 #include "selection/select.hpp"
 #include "util/error.hpp"
 

@@ -243,39 +243,6 @@ std::string gpus(unsigned count) {
 
 } // namespace
 
-Result<void> validate(const Request& request) {
-    if (request.min_gpus < 1) {
-        return fail(ErrorKind::usage,
-                    "the number of GPUs to take must be at least 1",
-                    "ask for 1 GPU or more");
-    }
-    if (request.max_gpus < request.min_gpus) {
-        return fail(ErrorKind::usage,
-                    fmt::format("the most GPUs to take ({}) is below the fewest ({})",
-                                request.max_gpus,
-                                request.min_gpus),
-                    "make the largest number of GPUs at least the smallest");
-    }
-    if (request.max_utilization_percent && *request.max_utilization_percent > 100) {
-        return fail(ErrorKind::usage,
-                    fmt::format("--max-util {}% is above 100%", *request.max_utilization_percent),
-                    "give a percentage from 0 to 100");
-    }
-    if (request.max_power_w &&
-        !(std::isfinite(*request.max_power_w) && *request.max_power_w >= 0)) {
-        return fail(
-            ErrorKind::usage,
-            fmt::format("--max-power {} is not a power draw in watts", *request.max_power_w),
-            "give a number of watts, e.g. --max-power 250");
-    }
-    if (request.gpu_type && request.gpu_type->empty()) {
-        return fail(ErrorKind::usage,
-                    "--gpu-type is empty",
-                    "give part of the model name, e.g. --gpu-type A100");
-    }
-    return {};
-}
-
 Decision select(const gpu::MachineSnapshot& machine,
                 const Request& request,
                 const gpu::ClaimMap& claims,

@@ -68,9 +68,6 @@ struct Decision {
 // in queue"). A reserved GPU is rejected like a claimed one (not permanently).
 using ReservedMap = std::map<std::string, std::string>;
 
-// Validates the request's own consistency (max >= min >= 1 ...). ErrorKind::usage.
-[[nodiscard]] Result<void> validate(const Request& request);
-
 // Picks GPUs. Ranking among eligible GPUs: --gpu-type matches first (without --strict), then
 // most free memory (unknown last), then fewest processes, then lowest index.
 // `now_unix` is only used to say how long a claim has been held in rejection reasons.

@@ -1,7 +1,8 @@
 #include "targets.hpp"
 
 #include "cli/options.hpp"
-#include "config/config.hpp"
+#include "config/resolve.hpp"
+#include "config/show.hpp"
 #include "lock/claim.hpp"
 #include "queue/ticket.hpp"
 #include "queue/turn.hpp"
@@ -413,8 +414,11 @@ void run_config(std::string_view data) {
         check(options->request.min_gpus >= 1 &&
                   options->request.max_gpus >= options->request.min_gpus,
               "cli::parse: accepted an inconsistent GPU count");
-        check(selection::validate(options->request).has_value(),
-              "cli::parse: accepted a request that does not validate");
+        const selection::Request& r = options->request;
+        check(!r.max_utilization_percent || *r.max_utilization_percent <= 100,
+              "cli::parse: accepted a utilisation above 100%");
+        check(!r.gpu_type || !r.gpu_type->empty(), "cli::parse: accepted an empty --gpu-type");
+        check(!r.strict_type || r.gpu_type, "cli::parse: accepted --strict without a type");
     }
 }
 

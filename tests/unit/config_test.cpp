@@ -1,8 +1,16 @@
-#include "config/config.hpp"
+#include "config/launch.hpp"
+#include "config/paths.hpp"
+#include "config/resolve.hpp"
+#include "config/settings.hpp"
+#include "config/show.hpp"
+#include "config/toml_file.hpp"
+#include "config/value.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,41 +55,69 @@ Sources with_system(std::string text) {
     return sources;
 }
 
-// ---- the key table
+// ---- the setting table
 
-TEST(ConfigKeysTest, TableIsConsistent) {
-    EXPECT_EQ(check_key_table_consistency(), std::vector<std::string>{});
+// What a row must satisfy; the table is data, so these checks are what keeps it honest.
+TEST(ConfigSettingsTest, EveryRowIsComplete) {
+    std::vector<std::string> names;
+    std::vector<std::string> keywords;
+    std::vector<char> short_flags;
+    for (const auto& setting : settings()) {
+        SCOPED_TRACE(std::string(setting.name));
+        ASSERT_FALSE(setting.name.empty());
+        names.emplace_back(setting.name);
+        EXPECT_NE(setting.apply, nullptr) << "a value that goes nowhere";
+        EXPECT_FALSE(setting.help.empty());
+        EXPECT_EQ(help_text(setting).find('{'), std::string::npos) << help_text(setting);
+        if (setting.allowed_in.command_line) {
+            keywords.emplace_back(keyword(setting));
+            EXPECT_FALSE(setting.group.empty()) << "a flag outside every --help group";
+            EXPECT_EQ(setting.value_name.empty(), setting.kind == ValueKind::boolean);
+        }
+        if (setting.short_flag != '\0') {
+            short_flags.push_back(setting.short_flag);
+        }
+        if (!setting.builtin.empty()) {
+            const auto builtin = check_text(setting, setting.builtin);
+            ASSERT_TRUE(builtin.has_value()) << builtin.error().message;
+            EXPECT_EQ(builtin->text, setting.builtin) << "built-in default is not normalised";
+        }
+        const auto example = check_text(setting, setting.example);
+        EXPECT_TRUE(example.has_value()) << setting.example;
+        EXPECT_TRUE(toml_example_is_accepted(setting)) << setting.toml_example;
+    }
+    for (auto* list : {&names, &keywords}) {
+        std::sort(list->begin(), list->end());
+        EXPECT_EQ(std::adjacent_find(list->begin(), list->end()), list->end());
+    }
+    std::sort(short_flags.begin(), short_flags.end());
+    EXPECT_EQ(std::adjacent_find(short_flags.begin(), short_flags.end()), short_flags.end());
 }
 
-TEST(ConfigKeysTest, EnvironmentVariablesFollowTheRule) {
-    for (const auto& key : keys()) {
-        if (key.name == "banned") {
-            EXPECT_TRUE(key.env_var.empty());
-            EXPECT_TRUE(key.flag.empty());
-            continue;
-        }
-        std::string expected = "WITH_GPU_";
-        for (const char c : key.name) {
-            expected += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
-        }
-        EXPECT_EQ(key.env_var, expected);
-    }
-    const auto names = environment_variables();
-    for (const auto* name : {"WITH_GPU_MIN_MEMORY",
-                             "WITH_GPU_MAX_UTIL",
-                             "WITH_GPU_LOCK_DIR",
-                             "WITH_GPU_NVML_LIBRARY",
-                             "WITH_GPU_WAIT",
-                             "WITH_GPU_PROFILE"}) {
-        EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
-    }
-    EXPECT_EQ(std::find(names.begin(), names.end(), "WITH_GPU_BANNED"), names.end());
+TEST(ConfigSettingsTest, NamesAreDerivedFromTheSettingName) {
+    const Setting& min_memory = *find_setting("min_memory");
+    EXPECT_EQ(env_var(min_memory), "WITH_GPU_MIN_MEMORY");
+    EXPECT_EQ(long_flag(min_memory), "--min-memory");
+    EXPECT_EQ(flag_label(min_memory), "--min-memory");
+    EXPECT_EQ(keyword(min_memory), "min_memory");
+    EXPECT_EQ(flag_label(*find_setting("count")), "-n/--count");
+    EXPECT_EQ(keyword(*find_setting("gpu")), "gpus");
+    EXPECT_EQ(find_keyword("gpus"), find_setting("gpu"));
+    EXPECT_EQ(find_keyword("gpu"), nullptr);
+    // banned is the administrator's: no variable, no flag, no keyword.
+    const Setting& banned = *find_setting("banned");
+    EXPECT_EQ(env_var(banned), "");
+    EXPECT_EQ(long_flag(banned), "");
+    EXPECT_EQ(find_keyword("banned"), nullptr);
+    EXPECT_EQ(find_setting("nope"), nullptr);
+    EXPECT_EQ(help_text(*find_setting("lock_dir")),
+              "Shared claim directory (env WITH_GPU_LOCK_DIR; default /tmp/with-gpu)");
 }
 
-TEST(ConfigKeysTest, KeysAreInDocumentedOrder) {
+TEST(ConfigSettingsTest, SettingsAreInDocumentedOrder) {
     std::vector<std::string_view> names;
-    for (const auto& key : keys()) {
-        names.push_back(key.name);
+    for (const auto& setting : settings()) {
+        names.push_back(setting.name);
     }
     EXPECT_EQ(names,
               (std::vector<std::string_view>{"count",
@@ -102,9 +138,6 @@ TEST(ConfigKeysTest, KeysAreInDocumentedOrder) {
                                              "lock_dir",
                                              "banned",
                                              "nvml_library"}));
-    ASSERT_NE(find_key("count"), nullptr);
-    EXPECT_EQ(find_key("count")->flag, "-n/--count");
-    EXPECT_EQ(find_key("nope"), nullptr);
 }
 
 // ---- precedence
@@ -369,6 +402,7 @@ struct ErrorCase {
     std::map<std::string, std::string> command_line;
     std::string message;
     std::string hint;
+    std::map<std::string, std::string> arguments{}; // a library caller's
 };
 
 void expect_errors(const std::vector<ErrorCase>& cases) {
@@ -382,6 +416,7 @@ void expect_errors(const std::vector<ErrorCase>& cases) {
         }
         sources.environment = c.environment;
         sources.command_line = c.command_line;
+        sources.arguments = c.arguments;
         const auto error = error_of(sources);
         EXPECT_EQ(error.kind, ErrorKind::usage) << c.name;
         EXPECT_EQ(error.message, c.message) << c.name;
@@ -512,10 +547,10 @@ TEST(ConfigValueTest, EnvironmentAndCommandLineFormsAreNormalised) {
         Sources sources;
         sources.environment[c.variable] = c.value;
         EXPECT_EQ(resolved(sources).text(c.key), c.text) << c.variable << "=" << c.value;
-        if (const auto* key = find_key(c.key); key && !c.value.empty() && c.text) {
+        if (const auto* setting = find_setting(c.key); setting && !c.value.empty() && c.text) {
             Sources cli;
             cli.command_line[c.key] = c.value;
-            EXPECT_EQ(resolved(cli).text(c.key), c.text) << key->flag << " " << c.value;
+            EXPECT_EQ(resolved(cli).text(c.key), c.text) << flag_label(*setting) << " " << c.value;
         }
     }
 }
@@ -1116,6 +1151,184 @@ TEST(ConfigDocsTest, ExampleFilesBehaveAsDocumented) {
         "lock_dir = /var/lib/with-gpu  # /etc/with-gpu/config.toml:3:1\n"
         "banned = name:T4,7            # /etc/with-gpu/config.toml:5:1\n"
         "nvml_library = (unset)\n");
+}
+
+// ---- a library caller's arguments (the Python keyword arguments)
+
+TEST(ConfigArgumentTest, KeywordsSetSettingsAboveEverySource) {
+    Sources sources = with_user("[defaults]\nmax_util = 50\n");
+    sources.environment["WITH_GPU_MAX_UTIL"] = "40";
+    sources.arguments = {{"max_util", "10"}, {"gpus", "0, 2"}, {"min_memory", "20G"}};
+    const auto settings = resolved(sources);
+    EXPECT_EQ(*settings.find("max_util"), (Value{"10", {Kind::argument, "max_util="}}));
+    EXPECT_EQ(*settings.find("gpu"), (Value{"0,2", {Kind::argument, "gpus="}}));
+    const Launch launch = launch_from(settings);
+    EXPECT_EQ(launch.request.max_utilization_percent, 10U);
+    ASSERT_EQ(launch.request.only.size(), 2U);
+    EXPECT_EQ(launch.request.only[1].index, 2U);
+    EXPECT_EQ(launch.request.min_free_bytes, 20ULL << 30U);
+}
+
+TEST(ConfigArgumentTest, ErrorsNameTheKeyword) {
+    const std::string size_hint = "use a size such as 2048 (MiB), 20G, 20GiB, 500MB, 1.5T";
+    expect_errors({
+        {"unknown keyword",
+         "",
+         "",
+         {},
+         {},
+         "unknown setting \"min_memroy\"",
+         "did you mean min_memory?",
+         {{"min_memroy", "1G"}}},
+        {"the flag's name is no keyword",
+         "",
+         "",
+         {},
+         {},
+         "unknown setting \"gpu\"",
+         "did you mean gpus?",
+         {{"gpu", "0"}}},
+        {"banned is the administrator's",
+         "",
+         "",
+         {},
+         {},
+         "unknown setting \"banned\"",
+         "known settings: count, min_gpus, max_gpus, gpus, exclude, gpu_type, strict, "
+         "min_memory, max_util, max_temp, max_power, require_idle, wait, timeout, poll, "
+         "lock_dir, nvml_library",
+         {{"banned", "0"}}},
+        {"bad size",
+         "",
+         "",
+         {},
+         {},
+         "min_memory: invalid size \"20Q\": expected a number with an optional unit (unknown "
+         "unit \"Q\")",
+         size_hint,
+         {{"min_memory", "20Q"}}},
+        {"bad number",
+         "",
+         "",
+         {},
+         {},
+         "max_util: \"x\" is not a whole number",
+         "e.g. max_util=10",
+         {{"max_util", "x"}}},
+        {"bad boolean",
+         "",
+         "",
+         {},
+         {},
+         "wait: \"maybe\" is not a boolean (use 1, 0, true, false, yes, no, on or off)",
+         "e.g. wait=True",
+         {{"wait", "maybe"}}},
+        {"bad list",
+         "",
+         "",
+         {},
+         {},
+         "gpus: item \"name:T4\": name: is only valid in --exclude",
+         "use a comma-separated list of NVML indices (0,2), UUIDs or unique UUID prefixes "
+         "(GPU-8a3f...), or PCI bus ids (00000000:17:00.0)",
+         {{"gpus", "name:T4"}}},
+        {"count and min_gpus",
+         "",
+         "",
+         {},
+         {},
+         "count cannot be combined with min_gpus",
+         "use count for exactly N GPUs, or min_gpus and max_gpus for a range",
+         {{"count", "2"}, {"min_gpus", "2"}}},
+        {"strict without a type",
+         "",
+         "",
+         {},
+         {},
+         "strict needs gpu_type",
+         "strict only chooses among GPUs of gpu_type: set gpu_type too (e.g. --gpu-type "
+         "A100), or leave strict out",
+         {{"strict", "true"}}},
+    });
+}
+
+// Each setting's value arrives where it takes effect.
+TEST(ConfigLaunchTest, EverySettingIsApplied) {
+    Sources sources = with_system("[defaults]\nbanned = [\"name:T4\"]\n");
+    sources.arguments = {{"min_gpus", "2"},
+                         {"max_gpus", "3"},
+                         {"gpus", "0,1,2,3"},
+                         {"exclude", "3"},
+                         {"gpu_type", "A100"},
+                         {"strict", "true"},
+                         {"min_memory", "1G"},
+                         {"max_util", "5"},
+                         {"max_temp", "70"},
+                         {"max_power", "300"},
+                         {"require_idle", "yes"},
+                         {"timeout", "90"},
+                         {"poll", "500ms"},
+                         {"lock_dir", "/srv/locks"},
+                         {"nvml_library", "/x.so"}};
+    const Launch launch = launch_from(resolved(sources));
+    const selection::Request& r = launch.request;
+    EXPECT_EQ(r.min_gpus, 2U);
+    EXPECT_EQ(r.max_gpus, 3U);
+    EXPECT_EQ(r.only.size(), 4U);
+    ASSERT_EQ(r.exclude.size(), 2U); // with the banned GPUs
+    EXPECT_EQ(r.exclude[1].kind, selection::GpuRef::Kind::name_substring);
+    ASSERT_EQ(r.banned.size(), 1U);
+    EXPECT_EQ(r.gpu_type, "A100");
+    EXPECT_TRUE(r.strict_type);
+    EXPECT_EQ(r.min_free_bytes, 1ULL << 30U);
+    EXPECT_EQ(r.max_utilization_percent, 5U);
+    EXPECT_EQ(r.max_temperature_c, 70U);
+    EXPECT_EQ(r.max_power_w, 300.0);
+    EXPECT_TRUE(r.require_idle);
+    EXPECT_TRUE(launch.wait); // implied by timeout
+    EXPECT_EQ(launch.timeout, std::chrono::seconds(90));
+    EXPECT_EQ(launch.poll, std::chrono::milliseconds(500));
+    EXPECT_EQ(launch.lock_dir, "/srv/locks");
+    EXPECT_EQ(launch.nvml_library, "/x.so");
+
+    sources.arguments = {{"count", "4"}};
+    const Launch counted = launch_from(resolved(sources));
+    EXPECT_EQ(counted.request.min_gpus, 4U);
+    EXPECT_EQ(counted.request.max_gpus, 4U);
+    EXPECT_FALSE(counted.wait);
+    EXPECT_EQ(counted.poll, std::chrono::seconds(2));
+    EXPECT_EQ(counted.lock_dir, "/tmp/with-gpu");
+}
+
+// docs/config.md's table of keys lists every setting with its variable and flag, in table
+// order: a setting added to the table and not to the documentation fails here.
+TEST(ConfigDocsTest, TheKeysTableOfDocsConfigMdMatchesTheSettings) {
+    std::ifstream file(WITH_GPU_SOURCE_DIR "/docs/config.md");
+    ASSERT_TRUE(file) << "cannot read docs/config.md";
+    std::vector<std::string> documented;
+    for (std::string line; std::getline(file, line);) {
+        if (line.rfind("| `", 0) == 0) {
+            documented.push_back(line);
+        }
+    }
+    std::vector<std::string> expected;
+    for (const auto& setting : settings()) {
+        const std::string variable = env_var(setting);
+        std::string flag = long_flag(setting);
+        if (setting.short_flag != '\0') {
+            flag = fmt::format("`-{}`, `{}`", setting.short_flag, flag);
+        } else if (!flag.empty()) {
+            flag = fmt::format("`{}`", flag);
+        }
+        expected.push_back(fmt::format("| `{}` | {} | {} |",
+                                       setting.name,
+                                       variable.empty() ? "—" : "`" + variable + "`",
+                                       flag.empty() ? "—" : flag));
+    }
+    ASSERT_EQ(documented.size(), expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_EQ(documented[i].rfind(expected[i], 0), 0U) << documented[i];
+    }
 }
 
 // toml++ 3.3.0 reached __builtin_unreachable() for most non-ASCII characters where it looked
