@@ -352,7 +352,10 @@ Result<std::string> allocation_lock_dir(const std::string& lock_dir,
         return tl::unexpected(claims.error());
     }
     for (const auto& [uuid, holder] : *claims) {
-        if (holder.slurm_job == allocation.job_id) {
+        // Anyone can write "slurm_job" into a record of their own: only root's claim files
+        // (slurmd runs the prolog as root) and our own are trusted to say so.
+        const bool trusted = holder.file_uid == 0U || holder.file_uid == ::geteuid();
+        if (holder.slurm_job == allocation.job_id && trusted) {
             return job_lock_dir(lock_dir, allocation.job_id);
         }
     }
@@ -539,9 +542,8 @@ Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvir
     for (const int pid : holders) {
         end_holder(pid);
     }
-    // The claims the job's own with-gpu launches shared among themselves.
-    std::error_code ec;
-    std::filesystem::remove_all(job_lock_dir(options.lock_dir, job->job_id), ec);
+    // The lock directory the job's own with-gpu launches shared among themselves.
+    lock::remove_lock_dir(job_lock_dir(options.lock_dir, job->job_id));
     return exit_ok;
 }
 

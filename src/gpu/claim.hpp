@@ -22,6 +22,9 @@ struct ClaimHolder {
     // Set when the claim is held for a SLURM job by `with-gpu --slurm-prolog` (docs/slurm.md):
     // the job id; `user` is then the job's user and `pid` the holder process.
     std::optional<std::string> slurm_job{}; // (initialised: older brace-inits stay complete)
+    // The user whose claim file holds the claim (its name says so; only that user and root
+    // can write it), unlike the fields above, which the record's writer chose.
+    std::optional<unsigned> file_uid{};
 };
 
 // Claimed GPUs by UUID. A GPU missing from the map is not claimed.

@@ -480,6 +480,7 @@ Result<gpu::ClaimMap> read_claims(const LockDir& dir,
             notes->push_back(std::move(seen.note));
         }
         if (seen.state == FileState::held && claims.count(f.uuid) == 0) {
+            seen.holder.file_uid = f.uid;
             claims.emplace(f.uuid, seen.holder);
         }
     }

@@ -243,4 +243,39 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
     return LockDir(path, std::move(fd));
 }
 
+namespace {
+
+bool ends_with(std::string_view text, std::string_view end) {
+    return text.size() >= end.size() && text.substr(text.size() - end.size()) == end;
+}
+
+// A name with-gpu gives its files: claim files, tickets, the decision lock.
+bool made_by_with_gpu(std::string_view name) {
+    return name == "decide.lock" || (name.rfind("gpu-", 0) == 0 && ends_with(name, ".lock")) ||
+           (name.rfind("queue-", 0) == 0 && ends_with(name, ".ticket"));
+}
+
+} // namespace
+
+void remove_lock_dir(const std::string& path) noexcept {
+    try {
+        auto dir = LockDir::open(path, false);
+        if (!dir) {
+            return;
+        }
+        auto names = detail::list_names(*dir);
+        if (!names) {
+            return;
+        }
+        for (const auto& name : *names) {
+            if (made_by_with_gpu(name)) {
+                ::unlinkat(dir->fd(), name.c_str(), 0); // a directory of that name stays
+            }
+        }
+        ::rmdir(path.c_str()); // fails, harmlessly, if anything else is left in it
+    } catch (...) {
+        // Best effort (an allocation failure while listing): the directory stays.
+    }
+}
+
 } // namespace withgpu::lock

@@ -29,4 +29,10 @@ class LockDir {
     Fd m_fd;
 };
 
+// Removes a lock directory that is no longer used (a SLURM job's, after the job): the files
+// with-gpu makes in it (claim files, tickets, decide.lock), then the directory if that left it
+// empty. Safe for root inside a directory every user can write: a symlink or unsafe directory
+// is refused as by open(), nothing is followed and nothing else is removed. Best effort.
+void remove_lock_dir(const std::string& path) noexcept;
+
 } // namespace withgpu::lock

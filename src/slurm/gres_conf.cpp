@@ -82,6 +82,11 @@ Result<std::string> gres_conf(const gpu::MachineSnapshot& machine,
                     machine.gpus.empty() ? "NVML shows no GPU on this machine"
                                          : "see with-gpu --status for what is wrong with them");
     }
+    // NVML indices are the PCI order; SLURM numbers the GPUs of a job in gres.conf order.
+    const bool minor_order_is_pci_order =
+        std::is_sorted(described.begin(), described.end(), [](const auto* a, const auto* b) {
+            return *a->minor_number < *b->minor_number;
+        });
     std::sort(described.begin(), described.end(), [](const auto* a, const auto* b) {
         return *a->minor_number < *b->minor_number;
     });
@@ -113,6 +118,13 @@ Result<std::string> gres_conf(const gpu::MachineSnapshot& machine,
         }
     }
     text += left_out;
+    if (!minor_order_is_pci_order) {
+        text += "# warning: on this machine the device minor numbers do not follow the PCI bus\n"
+                "# order. Inside a job with ConstrainDevices=yes, CUDA numbers the job's GPUs in\n"
+                "# PCI order while SLURM numbers them in the order above, so CUDA_VISIBLE_DEVICES\n"
+                "# ids may name other GPUs than SLURM meant. Use AutoDetect=nvml instead of these\n"
+                "# lines (docs/slurm.md, \"Device order\").\n";
+    }
     std::string gres;
     for (const auto& [type, count] : counts) {
         gres += fmt::format("{}gpu:{}:{}", gres.empty() ? "" : ",", type, count);

@@ -250,7 +250,11 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
         return fail(
             ErrorKind::usage, fmt::format("invalid duration \"{}\": too large", text), hint);
     }
-    return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*ms));
+    // Rounded to the nearest millisecond, except that a duration that is not zero never
+    // becomes zero ("0.0001s" is 1ms, as "0.5ms" is).
+    const bool nonzero = quantity->whole != 0 || quantity->fraction > 0;
+    return std::chrono::milliseconds(
+        static_cast<std::chrono::milliseconds::rep>(*ms == 0 && nonzero ? 1 : *ms));
 }
 
 Result<unsigned> parse_unsigned(std::string_view text, std::string_view what) {

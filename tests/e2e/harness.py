@@ -4,6 +4,7 @@ simulated machine (the project's NVML simulator) with a private lock directory."
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -85,9 +86,15 @@ class Case(unittest.TestCase):
 
     def tearDown(self):
         for child in self.children:
+            # Each child leads its own process group (popen_wg): killing the group ends the job
+            # with-gpu started too, which would otherwise outlive the test holding its claim.
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             if child.poll() is None:
                 child.kill()
-                child.wait()
+            child.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- machines ---------------------------------------------------------
@@ -128,6 +135,7 @@ class Case(unittest.TestCase):
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("stdin", subprocess.DEVNULL)
         kw.setdefault("cwd", self.tmp)
+        kw.setdefault("start_new_session", True)  # see tearDown
         child = subprocess.Popen([self.binary, *args], env=self.env(env), text=True, **kw)
         self.children.append(child)
         return child

@@ -27,6 +27,17 @@ class SlurmCase(Case):
         env.update(extra)
         return env
 
+    def hold_in(self, env, *args):
+        """Starts with-gpu ARGS with a job that runs until the returned path exists."""
+        release = os.path.join(self.tmp, "release")
+        ready = os.path.join(self.tmp, "ready")
+        holder = self.popen_wg(*args, "--", "sh", "-c",
+                               f'touch {ready}; while [ ! -e {release} ]; do sleep 0.05; done',
+                               env=env)
+        self.wait_until(lambda: os.path.exists(ready), what="the holding launch to run")
+        os.unlink(ready)
+        return holder, release
+
     def given(self, *args, env):
         """Runs with-gpu ARGS in `env`; returns {uuid: CUDA id} the command got."""
         r = self.run_wg(*args, "--", "sh", "-c",
@@ -53,10 +64,7 @@ class InsideAnAllocation(SlurmCase):
 
     def test_launches_in_one_allocation_share_it_with_claims(self):
         env = self.step_env("0", "0")
-        release = os.path.join(self.tmp, "release")
-        holder = self.popen_wg("-n", "1", "--", "sh", "-c",
-                               f'while [ ! -e {release} ]; do sleep 0.05; done', env=env)
-        self.wait_until(lambda: self.claim_of(MINORS.index(0)), what="the first launch's claim")
+        holder, release = self.hold_in(env, "-n", "1")
         # Three GPUs are free on the node, none in the allocation.
         r = self.run_wg("-n", "1", "true", env=env)
         self.assertEqual(r.returncode, 75, r.stderr)
@@ -64,6 +72,20 @@ class InsideAnAllocation(SlurmCase):
         open(release, "w").close()
         holder.communicate(timeout=60)
         self.assertEqual(holder.returncode, 0)
+
+    def test_launches_in_one_allocation_wait_in_line_for_its_gpus(self):
+        env = self.step_env("0", "0")
+        holder, release = self.hold_in(env, "-n", "1")
+        # Three GPUs are free on the node; the waiter waits for the allocation's one.
+        waiter = self.popen_wg("--wait", "-n", "1", "--", "sh", "-c",
+                               'printf %s "$WITH_GPU_UUIDS"', env=env)
+        self.wait_for_queue_length(1)
+        self.assertIsNone(waiter.poll())
+        open(release, "w").close()
+        out, err = waiter.communicate(timeout=60)
+        self.assertEqual(waiter.returncode, 0, err)
+        self.assertEqual(out, by_minor(0))
+        holder.communicate(timeout=60)
 
     def test_gres_none_is_an_error_not_all_gpus(self):
         env = {"SLURM_JOB_ID": "44", "SLURM_STEP_ID": "1", "CUDA_VISIBLE_DEVICES": "NoDevFiles"}
@@ -151,6 +173,18 @@ echo "JobId=$4 JobName=x UserId=alice(1000) JobState=RUNNING Reason=None"
         # The job's own launches use its GPUs (claims among themselves in the job's directory).
         inside = {"SLURM_JOB_ID": "77", "SLURM_JOB_GPUS": "0,2", "CUDA_VISIBLE_DEVICES": "0,2"}
         self.assertEqual(self.given("-n", "2", env=inside), {by_minor(0): "0", by_minor(2): "2"})
+
+        # ... and wait in line for them there.
+        job, release = self.hold_in(inside, "-n", "2")
+        job_dir = os.path.join(self.lock_dir, "slurm-job-77")
+        waiter = self.popen_wg("--wait", "-n", "1", "true", env=inside)
+        self.wait_until(lambda: waiter.poll() is not None or any(
+            n.startswith("queue-") for n in os.listdir(job_dir)),
+            what="a ticket in the job's directory")
+        self.assertIsNone(waiter.poll(), "the waiter did not wait")
+        open(release, "w").close()
+        self.assertEqual(waiter.wait(timeout=60), 0, waiter.stderr.read())
+        job.communicate(timeout=60)
 
         r = self.run_wg("--slurm-epilog", env=self.slurm_env("77"))
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,6 +260,42 @@ TEST(LockDir, ConcurrentCreatorsAllSucceed) {
         EXPECT_EQ(testing::wait_for(child), 0);
     }
     EXPECT_EQ(mode_of(path), mode_t{01777});
+}
+
+TEST(RemoveLockDir, RemovesWithGpuFilesThenTheEmptyDirectory) {
+    TempDir tmp;
+    const auto path = tmp.path() / "slurm-job-7";
+    ASSERT_TRUE(LockDir::open(path.string(), true));
+    for (const char* name :
+         {"decide.lock", "gpu-GPU-1.0.lock", "queue-00000000000000000001.ticket"}) {
+        std::ofstream(path / name) << "x";
+    }
+    remove_lock_dir(path.string());
+    EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(RemoveLockDir, LeavesOtherFilesAndFollowsNothing) {
+    TempDir tmp;
+    const auto outside = tmp.path() / "outside";
+    fs::create_directory(outside);
+    std::ofstream(outside / "gpu-GPU-1.0.lock") << "not ours to remove";
+    const auto path = tmp.path() / "slurm-job-7";
+    ASSERT_TRUE(LockDir::open(path.string(), true));
+    std::ofstream(path / "decide.lock") << "x";
+    std::ofstream(path / "notes.txt") << "someone else's";
+    fs::create_directory_symlink(outside, path / "queue-00000000000000000002.ticket");
+    remove_lock_dir(path.string());
+    EXPECT_FALSE(fs::exists(path / "decide.lock"));
+    EXPECT_TRUE(fs::exists(path / "notes.txt")); // so the directory stays too
+    EXPECT_FALSE(fs::is_symlink(path / "queue-00000000000000000002.ticket")); // the link went
+    EXPECT_TRUE(fs::exists(outside / "gpu-GPU-1.0.lock"));                    // not its target
+
+    // A symlink in place of the directory is refused as a lock directory is.
+    const auto link = tmp.path() / "slurm-job-8";
+    fs::create_directory_symlink(outside, link);
+    remove_lock_dir(link.string());
+    EXPECT_TRUE(fs::is_symlink(link));
+    EXPECT_TRUE(fs::exists(outside / "gpu-GPU-1.0.lock"));
 }
 
 } // namespace

@@ -13,7 +13,15 @@ build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 bin=$build/bin/with-gpu
 sim=$(find "$build" -name libnvidia-ml.so.1 -path '*sim*' | head -n 1)
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() {
+  # CI sets WITH_GPU_REQUIRE_ALL_TESTS=1: there, a test that cannot run is a failure.
+  if [ "${WITH_GPU_REQUIRE_ALL_TESTS:-0}" = 1 ]; then
+    echo "FAIL: required (WITH_GPU_REQUIRE_ALL_TESTS=1) but cannot run: $*"
+    exit 1
+  fi
+  echo "SKIP: $*"
+  exit 77
+}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 

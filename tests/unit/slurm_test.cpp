@@ -188,10 +188,21 @@ TEST(SlurmGresConf, OneLinePerGpuInMinorOrderAndTheNodeLine) {
               "Name=gpu Type=a100-sxm4-80gb File=/dev/nvidia0 Cores=0-3\n"
               "Name=gpu Type=a100-sxm4-80gb File=/dev/nvidia1 Cores=0-3\n"
               "Name=gpu Type=t4 File=/dev/nvidia2 Cores=4-5\n"
+              "# warning: on this machine the device minor numbers do not follow the PCI bus\n"
+              "# order. Inside a job with ConstrainDevices=yes, CUDA numbers the job's GPUs in\n"
+              "# PCI order while SLURM numbers them in the order above, so CUDA_VISIBLE_DEVICES\n"
+              "# ids may name other GPUs than SLURM meant. Use AutoDetect=nvml instead of these\n"
+              "# lines (docs/slurm.md, \"Device order\").\n"
               "#\n"
               "# In slurm.conf (keep the node's other settings, e.g. CPUs=):\n"
               "# GresTypes=gpu\n"
               "# NodeName=node7 Gres=gpu:a100-sxm4-80gb:2,gpu:t4:1\n");
+}
+
+TEST(SlurmGresConf, NoWarningWhenMinorNumbersFollowThePciOrder) {
+    const auto text = gres_conf(machine_with_minors({0, 1, 5}), "n", {});
+    ASSERT_TRUE(text);
+    EXPECT_EQ(text->find("warning"), std::string::npos) << *text;
 }
 
 TEST(SlurmGresConf, GpusThatCannotBeDescribedAreLeftOutAndNamed) {

@@ -183,6 +183,10 @@ INSTANTIATE_TEST_SUITE_P(Forms,
                                            DurationCase{"2h", 2h},
                                            DurationCase{"1.5h", 90min},
                                            DurationCase{"0.0005s", 1ms},
+                                           // Not zero stays not zero: at least 1ms.
+                                           DurationCase{"0.0001s", 1ms},
+                                           DurationCase{"0.1ms", 1ms},
+                                           DurationCase{"0.000ms", 0ms},
                                            DurationCase{" 10s ", 10s},
                                            DurationCase{"2562047788015h", 2562047788015h}));
 
