@@ -1,0 +1,125 @@
+#include "lock/pending_lock.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <system_error>
+#include <thread>
+#include <unistd.h>
+
+namespace withgpu::lock {
+
+struct PendingLock::Shared {
+    std::mutex mutex;
+    Fd fd;    // the descriptor being locked, until take()
+    Fd event; // written by the helper when its flock returned
+    bool done = false;
+    int error = 0;          // errno of the helper's flock, 0 if it got the lock
+    bool abandoned = false; // the PendingLock is gone: give the lock back once granted
+};
+
+namespace {
+
+int flock_retrying(int fd, int operation) noexcept {
+    while (::flock(fd, operation) != 0) {
+        if (errno != EINTR) {
+            return errno;
+        }
+    }
+    return 0;
+}
+
+Error flock_error(int err) {
+    return Error{ErrorKind::environment,
+                 fmt::format("flock failed: {}", std::strerror(err)),
+                 "the lock directory must be on a local file system"};
+}
+
+// The helper: blocks in flock, then says so. It owns a share of the state, so the descriptor
+// outlives an abandoned PendingLock until the lock has been given back.
+void wait_in_background(const std::shared_ptr<PendingLock::Shared>& shared, int fd, int operation) {
+    const int err = flock_retrying(fd, operation);
+    const std::lock_guard<std::mutex> guard(shared->mutex);
+    shared->done = true;
+    shared->error = err;
+    if (shared->abandoned) {
+        shared->fd.reset(); // closing the descriptor releases the lock it just got
+        return;
+    }
+    const std::uint64_t one = 1;
+    static_cast<void>(!::write(shared->event.get(), &one, sizeof one));
+}
+
+} // namespace
+
+Result<PendingLock> PendingLock::start(Fd fd, int operation) {
+    auto shared = std::make_shared<Shared>();
+    if (flock_retrying(fd.get(), operation | LOCK_NB) == 0) {
+        shared->fd = std::move(fd);
+        shared->done = true;
+        return PendingLock(std::move(shared));
+    }
+    if (errno != EWOULDBLOCK) {
+        return tl::unexpected(flock_error(errno));
+    }
+    shared->event = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!shared->event) {
+        return tl::unexpected(flock_error(errno));
+    }
+    const int raw = fd.get();
+    shared->fd = std::move(fd);
+    // The helper blocks every signal, so that they keep reaching the thread that waits.
+    sigset_t all;
+    sigset_t previous;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+    try {
+        std::thread(wait_in_background, shared, raw, operation).detach();
+    } catch (const std::system_error& e) {
+        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        return fail(ErrorKind::environment, fmt::format("cannot start a thread: {}", e.what()));
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return PendingLock(std::move(shared));
+}
+
+PendingLock::PendingLock(PendingLock&&) noexcept = default;
+PendingLock& PendingLock::operator=(PendingLock&&) noexcept = default;
+
+PendingLock::~PendingLock() {
+    if (!m_shared) {
+        return;
+    }
+    const std::lock_guard<std::mutex> guard(m_shared->mutex);
+    if (!m_shared->done) {
+        m_shared->abandoned = true;
+    }
+}
+
+Result<bool> PendingLock::granted() {
+    const std::lock_guard<std::mutex> guard(m_shared->mutex);
+    if (!m_shared->done) {
+        return false;
+    }
+    if (m_shared->error != 0) {
+        return tl::unexpected(flock_error(m_shared->error));
+    }
+    return true;
+}
+
+int PendingLock::ready_fd() const noexcept {
+    return m_shared && m_shared->event ? m_shared->event.get() : -1;
+}
+
+Fd PendingLock::take() {
+    const std::lock_guard<std::mutex> guard(m_shared->mutex);
+    return std::move(m_shared->fd);
+}
+
+} // namespace withgpu::lock
