@@ -5,7 +5,8 @@
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
-#include "report/status_report.hpp"
+#include "report/status_json.hpp"
+#include "report/status_table.hpp"
 #include "slurm/allocation.hpp"
 
 #include <fmt/format.h>

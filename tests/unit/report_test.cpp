@@ -1,5 +1,6 @@
 #include "report/decision_report.hpp"
-#include "report/status_report.hpp"
+#include "report/status_json.hpp"
+#include "report/status_table.hpp"
 
 #include <gtest/gtest.h>
 
