@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <ctime>
 #include <fcntl.h>
-#include <regex>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <thread>
@@ -97,11 +96,6 @@ class WakeTimer {
     bool m_valid = false;
 };
 
-const std::regex& age_pattern() {
-    static const std::regex pattern(" for [0-9][0-9dhms]*");
-    return pattern;
-}
-
 // The progress display on stderr: one line redrawn in place on a terminal; on anything else,
 // a line only when the reason for waiting changes. Nothing with -q.
 class Progress {
@@ -113,8 +107,9 @@ class Progress {
         if (m_quiet) {
             return;
         }
+        const report::WaitingState state = report::waiting_state(turn, needed);
         if (m_tty) {
-            std::string line = "with-gpu: " + report::waiting_line(turn, needed, waited);
+            std::string line = "with-gpu: " + report::waiting_line(state, waited);
             winsize ws{};
             if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) {
                 // One column spare, so the cursor never wraps; cut between characters, as the
@@ -123,14 +118,10 @@ class Progress {
             }
             fmt::print(stderr, "\r\033[K{}", line);
             m_drawn = true;
-        } else {
-            std::string line = report::waiting_line(turn, needed, std::chrono::seconds(-1));
+        } else if (!m_last_printed || !report::same_but_ages(*m_last_printed, state)) {
             // A claim growing older ("for 1s" -> "for 3s") is not news worth a line.
-            std::string gist = std::regex_replace(line, age_pattern(), "");
-            if (gist != m_last) {
-                fmt::print(stderr, "with-gpu: {}\n", line);
-                m_last = std::move(gist);
-            }
+            fmt::print(stderr, "with-gpu: {}\n", report::waiting_line(state, std::nullopt));
+            m_last_printed = state;
         }
         std::fflush(stderr);
     }
@@ -152,7 +143,7 @@ class Progress {
     bool m_quiet;
     bool m_tty;
     bool m_drawn = false;
-    std::string m_last;
+    std::optional<report::WaitingState> m_last_printed; // off a terminal
 };
 
 // A with-gpu started inside another with-gpu's command inherits that launch's claim

@@ -1,6 +1,7 @@
 #include "report/decision_report.hpp"
 #include "report/status_json.hpp"
 #include "report/status_table.hpp"
+#include "report/waiting_report.hpp"
 
 #include <gtest/gtest.h>
 
@@ -166,6 +167,65 @@ TEST(DecisionReportTest, JsonAndTextAreSafeWithForeignNames) {
     EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
     EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
     EXPECT_NE(text.find("T4?]0;x?\xEF\xBF\xBD"), std::string::npos) << text;
+}
+
+// A claim's rejection as selection words it, its age apart.
+selection::Rejection held_by(const std::string& user, const std::string& age) {
+    const std::string tail = " for " + age;
+    return {"claimed by " + user + tail, false, tail.size()};
+}
+
+queue::Turn waiting_turn(const std::string& age) {
+    queue::Turn turn;
+    turn.position = 3;
+    turn.decision.verdicts = {
+        {0, {held_by("alice", age)}, false, false},
+        {1, {{"5.2 GiB free < 20 GiB", false}}, false, false},
+        {2, {{"GPU is lost", true}, {"claimed by bob", false}}, false, false}, // never: not named
+        {3, {}, false, false},                                                 // eligible
+    };
+    return turn;
+}
+
+TEST(WaitingLineTest, NamesTheGpusThatMayFreeUpWithTheirReasons) {
+    const WaitingState state = waiting_state(waiting_turn("2h13m"), 2);
+    EXPECT_EQ(waiting_line(state, std::chrono::seconds(65)),
+              "waiting for 2 GPUs, 3rd in queue, 1m05s: GPU 0: claimed by alice for 2h13m; "
+              "GPU 1: 5.2 GiB free < 20 GiB");
+    EXPECT_EQ(waiting_line(state, std::nullopt),
+              "waiting for 2 GPUs, 3rd in queue: GPU 0: claimed by alice for 2h13m; "
+              "GPU 1: 5.2 GiB free < 20 GiB");
+    EXPECT_EQ(waiting_line(waiting_state(queue::Turn{}, 1), std::nullopt),
+              "waiting for 1 GPU, 1st in queue");
+}
+
+TEST(WaitingLineTest, CountsTheGpusBeyondTheFourNamed) {
+    queue::Turn turn;
+    for (unsigned i = 0; i < 6; ++i) {
+        turn.decision.verdicts.push_back({i, {{"busy", false}}, false, false});
+    }
+    const WaitingState state = waiting_state(turn, 1);
+    EXPECT_EQ(state.named.size(), max_gpus_named);
+    EXPECT_EQ(state.more, 2U);
+    EXPECT_EQ(waiting_line(state, std::nullopt),
+              "waiting for 1 GPU, 1st in queue: GPU 0: busy; GPU 1: busy; GPU 2: busy; GPU 3: "
+              "busy; 2 more");
+}
+
+TEST(WaitingLineTest, OnlyAgesChangingIsNotNews) {
+    const WaitingState before = waiting_state(waiting_turn("1s"), 2);
+    EXPECT_TRUE(same_but_ages(before, waiting_state(waiting_turn("3s"), 2)));
+    EXPECT_TRUE(same_but_ages(before, waiting_state(waiting_turn("1h00m"), 2)));
+    EXPECT_FALSE(same_but_ages(before, waiting_state(waiting_turn("1s"), 1)));
+    queue::Turn moved_up = waiting_turn("1s");
+    moved_up.position = 2;
+    EXPECT_FALSE(same_but_ages(before, waiting_state(moved_up, 2)));
+    queue::Turn other_holder = waiting_turn("1s");
+    other_holder.decision.verdicts[0].rejections[0] = held_by("carol", "1s");
+    EXPECT_FALSE(same_but_ages(before, waiting_state(other_holder, 2)));
+    queue::Turn freed = waiting_turn("1s");
+    freed.decision.verdicts[1].rejections.clear();
+    EXPECT_FALSE(same_but_ages(before, waiting_state(freed, 2)));
 }
 
 } // namespace
