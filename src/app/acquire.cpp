@@ -5,8 +5,8 @@
 #include "lock/queue_files.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
-#include "report/style.hpp"
 #include "report/waiting_report.hpp"
+#include "term/printer.hpp"
 #include "util/units.hpp"
 
 #include <fmt/format.h>
@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <ctime>
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -100,49 +99,33 @@ class WakeTimer {
 // a line only when the reason for waiting changes. Nothing with -q.
 class Progress {
   public:
-    explicit Progress(bool quiet) : m_quiet(quiet), m_tty(::isatty(STDERR_FILENO) == 1) {}
-    [[nodiscard]] bool tty() const { return m_tty; }
+    explicit Progress(bool quiet) : m_quiet(quiet), m_printer(stderr, /*colors_allowed=*/false) {}
+    [[nodiscard]] bool tty() const { return m_printer.is_terminal(); }
 
     void show(const queue::Turn& turn, unsigned needed, std::chrono::seconds waited) {
         if (m_quiet) {
             return;
         }
         const report::WaitingState state = report::waiting_state(turn, needed);
-        if (m_tty) {
-            std::string line = "with-gpu: " + report::waiting_line(state, waited);
-            winsize ws{};
-            if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) {
-                // One column spare, so the cursor never wraps; cut between characters, as the
-                // board is.
-                line = report::cut(line, ws.ws_col - 1U);
-            }
-            fmt::print(stderr, "\r\033[K{}", line);
-            m_drawn = true;
+        if (tty()) {
+            m_printer.redraw_line("with-gpu: " + report::waiting_line(state, waited));
         } else if (!m_last_printed || !report::same_but_ages(*m_last_printed, state)) {
             // A claim growing older ("for 1s" -> "for 3s") is not news worth a line.
-            fmt::print(stderr, "with-gpu: {}\n", report::waiting_line(state, std::nullopt));
+            m_printer.print_line("with-gpu: " + report::waiting_line(state, std::nullopt));
             m_last_printed = state;
         }
-        std::fflush(stderr);
     }
 
     // A line of its own (the redrawn line, if any, is cleared first).
-    void note(const std::string& what) { done(what); }
-
-    void done(const std::string& what) {
-        if (m_quiet) {
-            return;
+    void note(const std::string& what) {
+        if (!m_quiet) {
+            m_printer.print_line("with-gpu: " + what);
         }
-        if (m_drawn) {
-            fmt::print(stderr, "\r\033[K");
-        }
-        fmt::print(stderr, "with-gpu: {}\n", what);
     }
 
   private:
     bool m_quiet;
-    bool m_tty;
-    bool m_drawn = false;
+    term::Printer m_printer;
     std::optional<report::WaitingState> m_last_printed; // off a terminal
 };
 
@@ -343,7 +326,7 @@ Result<Acquired> acquire(const cli::Options& options,
                     }
                     if (ticket) {
                         ticket->leave(); // under the exclusive lock: the next waiter sees us gone
-                        progress.done(fmt::format("{} after waiting {}",
+                        progress.note(fmt::format("{} after waiting {}",
                                                   turn.decision.summary,
                                                   format_wait(Clock::now() - started)));
                     }
