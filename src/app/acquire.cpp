@@ -414,7 +414,6 @@ Result<Acquired> acquire(const cli::Options& options,
             // with-gpu that came or went.
             refresh = event || Clock::now() - snapshot_taken >= options.poll;
         }
-        (void)signals->take_redraw();
         if (refresh) {
             auto fresh = snapshot_with_retries(nvml, options.poll, progress);
             if (!fresh) {
