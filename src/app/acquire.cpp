@@ -5,8 +5,8 @@
 #include "lock/queue_files.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
-#include "report/style.hpp"
 #include "report/waiting_report.hpp"
+#include "term/printer.hpp"
 #include "util/units.hpp"
 
 #include <fmt/format.h>
@@ -16,8 +16,6 @@
 #include <cstdio>
 #include <ctime>
 #include <fcntl.h>
-#include <regex>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -97,62 +95,38 @@ class WakeTimer {
     bool m_valid = false;
 };
 
-const std::regex& age_pattern() {
-    static const std::regex pattern(" for [0-9][0-9dhms]*");
-    return pattern;
-}
-
 // The progress display on stderr: one line redrawn in place on a terminal; on anything else,
 // a line only when the reason for waiting changes. Nothing with -q.
 class Progress {
   public:
-    explicit Progress(bool quiet) : m_quiet(quiet), m_tty(::isatty(STDERR_FILENO) == 1) {}
-    [[nodiscard]] bool tty() const { return m_tty; }
+    explicit Progress(bool quiet) : m_quiet(quiet), m_printer(stderr, /*colors_allowed=*/false) {}
+    [[nodiscard]] bool tty() const { return m_printer.is_terminal(); }
 
     void show(const queue::Turn& turn, unsigned needed, std::chrono::seconds waited) {
         if (m_quiet) {
             return;
         }
-        if (m_tty) {
-            std::string line = "with-gpu: " + report::waiting_line(turn, needed, waited);
-            winsize ws{};
-            if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) {
-                // One column spare, so the cursor never wraps; cut between characters, as the
-                // board is.
-                line = report::cut(line, ws.ws_col - 1U);
-            }
-            fmt::print(stderr, "\r\033[K{}", line);
-            m_drawn = true;
-        } else {
-            std::string line = report::waiting_line(turn, needed, std::chrono::seconds(-1));
+        const report::WaitingState state = report::waiting_state(turn, needed);
+        if (tty()) {
+            m_printer.redraw_line("with-gpu: " + report::waiting_line(state, waited));
+        } else if (!m_last_printed || !report::same_but_ages(*m_last_printed, state)) {
             // A claim growing older ("for 1s" -> "for 3s") is not news worth a line.
-            std::string gist = std::regex_replace(line, age_pattern(), "");
-            if (gist != m_last) {
-                fmt::print(stderr, "with-gpu: {}\n", line);
-                m_last = std::move(gist);
-            }
+            m_printer.print_line("with-gpu: " + report::waiting_line(state, std::nullopt));
+            m_last_printed = state;
         }
-        std::fflush(stderr);
     }
 
     // A line of its own (the redrawn line, if any, is cleared first).
-    void note(const std::string& what) { done(what); }
-
-    void done(const std::string& what) {
-        if (m_quiet) {
-            return;
+    void note(const std::string& what) {
+        if (!m_quiet) {
+            m_printer.print_line("with-gpu: " + what);
         }
-        if (m_drawn) {
-            fmt::print(stderr, "\r\033[K");
-        }
-        fmt::print(stderr, "with-gpu: {}\n", what);
     }
 
   private:
     bool m_quiet;
-    bool m_tty;
-    bool m_drawn = false;
-    std::string m_last;
+    term::Printer m_printer;
+    std::optional<report::WaitingState> m_last_printed; // off a terminal
 };
 
 // A with-gpu started inside another with-gpu's command inherits that launch's claim
@@ -352,7 +326,7 @@ Result<Acquired> acquire(const cli::Options& options,
                     }
                     if (ticket) {
                         ticket->leave(); // under the exclusive lock: the next waiter sees us gone
-                        progress.done(fmt::format("{} after waiting {}",
+                        progress.note(fmt::format("{} after waiting {}",
                                                   turn.decision.summary,
                                                   format_wait(Clock::now() - started)));
                     }
@@ -440,7 +414,6 @@ Result<Acquired> acquire(const cli::Options& options,
             // with-gpu that came or went.
             refresh = event || Clock::now() - snapshot_taken >= options.poll;
         }
-        (void)signals->take_redraw();
         if (refresh) {
             auto fresh = snapshot_with_retries(nvml, options.poll, progress);
             if (!fresh) {

@@ -5,8 +5,11 @@
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
-#include "report/status_report.hpp"
+#include "report/status_json.hpp"
+#include "report/status_table.hpp"
 #include "slurm/allocation.hpp"
+#include "term/printer.hpp"
+#include "term/rules.hpp"
 
 #include <fmt/format.h>
 
@@ -18,18 +21,10 @@
 #include <ctime>
 #include <filesystem>
 #include <poll.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 namespace withgpu::app {
 
 namespace {
-
-constexpr unsigned fallback_width = 100; // a pipe, or a terminal that will not say
-
-constexpr const char* clear_screen = "\033[H\033[2J"; // cursor home, then clear
-constexpr const char* hide_cursor = "\033[?25l";
-constexpr const char* show_cursor = "\033[?25h";
 
 // What the watch handlers tell the loop. The one mutable global of this file: a signal
 // handler can reach nothing else. Bits are set by the handlers (which block every other
@@ -94,44 +89,9 @@ class WatchSignals {
     std::array<struct sigaction, signals.size()> m_previous{};
 };
 
-// Hides the cursor while watching on a terminal, and shows it again however the watch ends.
-class CursorGuard {
-  public:
-    explicit CursorGuard(bool terminal) : m_terminal(terminal) {
-        if (m_terminal) {
-            fmt::print("{}", hide_cursor);
-            std::fflush(stdout);
-        }
-    }
-    CursorGuard(const CursorGuard&) = delete;
-    CursorGuard& operator=(const CursorGuard&) = delete;
-    ~CursorGuard() {
-        // The final newline leaves the shell prompt below the board, not on its last line.
-        fmt::print("{}\n", m_terminal ? show_cursor : "");
-        std::fflush(stdout);
-    }
-
-  private:
-    bool m_terminal;
-};
-
-unsigned terminal_width() {
-    winsize size{};
-    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
-        return size.ws_col;
-    }
-    return fallback_width;
-}
-
 // Colour only for a person looking at a terminal that can show it (https://no-color.org).
-report::Style choose_style(const ProcessEnvironment& env) {
-    report::Style style;
-    const bool terminal = ::isatty(STDOUT_FILENO) == 1;
-    const auto no_color = env.get("NO_COLOR");
-    const auto term = env.get("TERM");
-    style.color = terminal && (!no_color || no_color->empty()) && (!term || *term != "dumb");
-    style.width = terminal_width();
-    return style;
+term::Printer stdout_printer(const ProcessEnvironment& env) {
+    return {stdout, term::color_allowed(env.get("NO_COLOR"), env.get("TERM"))};
 }
 
 std::int64_t unix_now() {
@@ -190,32 +150,26 @@ Result<std::string> render(const nvml::Nvml& nvml,
 
 Result<int> watch(const nvml::Nvml& nvml,
                   const cli::Options& options,
-                  const ProcessEnvironment& env,
+                  term::Printer& printer,
                   std::chrono::milliseconds interval,
                   const std::optional<slurm::Allocation>& allocation) {
-    const bool terminal = ::isatty(STDOUT_FILENO) == 1;
     // The first look fails the way a plain --status would; later ones show the error in the
     // frame and keep watching (a driver hiccup should not end the watch).
-    report::Style style = choose_style(env);
+    report::Style style = printer.style();
     Notes notes(options.quiet);
     auto first = render(nvml, options, style, allocation, notes);
     if (!first) {
         return tl::unexpected(first.error());
     }
     const WatchSignals signals;
-    const CursorGuard cursor(terminal);
+    const term::HiddenCursor cursor(printer);
     std::string board = std::move(*first);
     for (;;) {
-        // A pipe gets the frames one after another, with no escape sequences at all.
-        fmt::print("{}{}{}",
-                   terminal ? clear_screen : "\n",
-                   watch_header(interval, unix_now(), style),
-                   board);
-        std::fflush(stdout);
+        printer.redraw_screen(watch_header(interval, unix_now(), style) + board);
         if ((signals.sleep(interval) & watch_stop) != 0) {
             return exit_ok;
         }
-        style = choose_style(env); // the terminal may have been resized
+        style = printer.style(); // the terminal may have been resized
         auto next = render(nvml, options, style, allocation, notes);
         board = next ? std::move(*next)
                      : report::paint(fmt::format("with-gpu: {}\n", next.error().message),
@@ -268,15 +222,16 @@ Result<int> status_command(const cli::Options& options, const ProcessEnvironment
     if (!allocation) {
         return tl::unexpected(allocation.error());
     }
+    term::Printer printer = stdout_printer(env);
     if (options.watch && !options.json) {
-        return watch(*nvml, options, env, *options.watch, *allocation);
+        return watch(*nvml, options, printer, *options.watch, *allocation);
     }
     Notes notes(options.quiet);
-    auto board = render(*nvml, options, choose_style(env), *allocation, notes);
+    auto board = render(*nvml, options, printer.style(), *allocation, notes);
     if (!board) {
         return tl::unexpected(board.error());
     }
-    fmt::print("{}", *board);
+    printer.print(*board);
     return exit_ok;
 }
 

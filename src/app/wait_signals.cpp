@@ -25,7 +25,6 @@ struct HandlerState {
     timespec deadline{};
     std::array<char, 256> timeout_message{};
     std::size_t timeout_message_size = 0;
-    volatile sig_atomic_t redraw = 0;
     volatile sig_atomic_t redraw_every_second = 0;
 };
 
@@ -67,7 +66,7 @@ void on_alarm(int /*sig*/) {
         (void)!::write(STDERR_FILENO, g_state.timeout_message.data(), g_state.timeout_message_size);
         ::_exit(124);
     }
-    g_state.redraw = 1;
+    // Otherwise the signal has done its work: it ended the blocking wait it arrived in.
 }
 
 timespec to_timespec(std::chrono::steady_clock::time_point t) {
@@ -93,7 +92,6 @@ WaitSignals::WaitSignals(std::optional<std::chrono::steady_clock::time_point> de
         std::min(timeout_message.size(), g_state.timeout_message.size() - 1);
     std::memcpy(
         g_state.timeout_message.data(), timeout_message.data(), g_state.timeout_message_size);
-    g_state.redraw = 0;
     g_state.redraw_every_second = redraw_every_second ? 1 : 0;
 
     struct sigaction action {};
@@ -164,14 +162,6 @@ void WaitSignals::rearm_timer() const {
         set(timer.it_value, *next);
     }
     ::setitimer(ITIMER_REAL, &timer, nullptr);
-}
-
-bool WaitSignals::take_redraw() noexcept {
-    if (g_state.redraw != 0) {
-        g_state.redraw = 0;
-        return true;
-    }
-    return false;
 }
 
 } // namespace withgpu::app

@@ -13,8 +13,9 @@ namespace withgpu::app {
 class WaitSignals {
   public:
     // Installs handlers for INT, TERM, HUP, QUIT (die of the same signal, as an interrupted
-    // command would) and ALRM (deadline: print `timeout_message`, exit 124; otherwise ask
-    // for a redraw). Blocking waits then return early (no SA_RESTART).
+    // command would) and ALRM (deadline: print `timeout_message`, exit 124). Blocking waits
+    // then return early (no SA_RESTART): an ALRM before the deadline only ends the wait, so
+    // that the caller looks again and redraws.
     WaitSignals(std::optional<std::chrono::steady_clock::time_point> deadline,
                 const std::string& timeout_message,
                 bool redraw_every_second);
@@ -30,8 +31,6 @@ class WaitSignals {
     // Schedules the next SIGALRM: at the deadline, or in a second when redrawing (then every
     // second). A deadline that has passed fires at once.
     void rearm_timer() const;
-    // True once after each redraw tick.
-    [[nodiscard]] bool take_redraw() noexcept;
 };
 
 } // namespace withgpu::app

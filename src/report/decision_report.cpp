@@ -1,5 +1,6 @@
 #include "report/decision_report.hpp"
 
+#include "report/json_text.hpp"
 #include "util/text.hpp"
 #include "util/units.hpp"
 
@@ -8,11 +9,6 @@
 namespace withgpu::report {
 
 namespace {
-
-// JSON must be UTF-8: names from the driver and GPU references from argv may not be.
-nlohmann::json text_json(std::string_view text) {
-    return text::valid_utf8(text);
-}
 
 std::string reasons_text(const selection::GpuVerdict& verdict) {
     std::string text;

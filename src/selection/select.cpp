@@ -70,7 +70,7 @@ std::pair<std::string, std::string> format_watts_pair(double a, double b) {
     return {fmt::format("{:.1f} W", a), fmt::format("{:.1f} W", b)};
 }
 
-std::string claim_reason(const gpu::ClaimHolder& holder, std::int64_t now_unix) {
+Rejection claim_rejection(const gpu::ClaimHolder& holder, std::int64_t now_unix) {
     std::string reason = "claimed";
     if (holder.user) {
         reason += fmt::format(" by {}", text::printable(*holder.user));
@@ -89,11 +89,14 @@ std::string claim_reason(const gpu::ClaimHolder& holder, std::int64_t now_unix) 
     if (!details.empty()) {
         reason += fmt::format(" ({})", fmt::join(details, ", "));
     }
+    Rejection rejection{std::move(reason), false};
     if (holder.since_unix) {
-        reason += fmt::format(" for {}",
-                              units::format_duration(units::elapsed(*holder.since_unix, now_unix)));
+        const std::string age = fmt::format(
+            " for {}", units::format_duration(units::elapsed(*holder.since_unix, now_unix)));
+        rejection.reason += age;
+        rejection.age_bytes = age.size();
     }
-    return reason;
+    return rejection;
 }
 
 void check_identity(const gpu::GpuSnapshot& gpu,
@@ -158,7 +161,7 @@ void check_metrics(const gpu::GpuSnapshot& gpu,
 
     if (!gpu.uuid.empty()) {
         if (const auto claim = claims.find(gpu.uuid); claim != claims.end()) {
-            rejections.push_back({claim_reason(claim->second, now_unix), false});
+            rejections.push_back(claim_rejection(claim->second, now_unix));
         }
         if (const auto wanted = reserved.find(gpu.uuid); wanted != reserved.end()) {
             rejections.push_back({wanted->second, false});

@@ -6,10 +6,12 @@
 #include "gpu/snapshot.hpp"
 #include "selection/gpu_ref.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace withgpu::selection {
@@ -43,6 +45,13 @@ struct Rejection {
     // text::printable.
     std::string reason;
     bool permanent = false;
+    // How many bytes at the end of `reason` only say how long it has held (" for 2h13m"); 0
+    // when none. A display that prints a line only on news compares reasons without them.
+    std::size_t age_bytes = 0;
+
+    [[nodiscard]] std::string_view reason_without_age() const {
+        return std::string_view(reason).substr(0, reason.size() - age_bytes);
+    }
 };
 
 struct GpuVerdict {

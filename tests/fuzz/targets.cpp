@@ -7,7 +7,8 @@
 #include "queue/ticket.hpp"
 #include "queue/turn.hpp"
 #include "report/decision_report.hpp"
-#include "report/status_report.hpp"
+#include "report/status_json.hpp"
+#include "report/status_table.hpp"
 #include "report/waiting_report.hpp"
 #include "selection/gpu_ref.hpp"
 #include "selection/select.hpp"
@@ -352,8 +353,9 @@ void run_report(std::string_view data) {
     check_json(report::decision_json(machine, turn.decision), "decision JSON");
     check_terminal_safe(report::decision_text(machine, turn.decision), "decision text");
     check_terminal_safe(report::rejection_lines(turn.decision), "rejection lines");
-    check_terminal_safe(report::waiting_line(turn, request.min_gpus, std::chrono::seconds(65)),
-                        "waiting line");
+    const report::WaitingState waiting = report::waiting_state(turn, request.min_gpus);
+    check_terminal_safe(report::waiting_line(waiting, std::chrono::seconds(65)), "waiting line");
+    check(report::same_but_ages(waiting, waiting), "waiting state differs from itself");
 }
 
 // The configuration layer over hostile files, environment and flags. Sections of the input

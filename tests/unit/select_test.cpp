@@ -578,6 +578,19 @@ INSTANTIATE_TEST_SUITE_P(
         ClaimCase{{1, std::nullopt, std::nullopt, std::string(100, 'x'), std::nullopt},
                   "claimed (pid 1, " + std::string(57, 'x') + "...)"}));
 
+// How long a claim has been held is kept apart, so that a claim growing older is not news.
+TEST(ClaimAge, IsTheEndOfTheReasonAndOnlyThat) {
+    auto machine = make_machine(1);
+    gpu::ClaimMap claims{{uuid_for(0), {4242, 4240, "alice", "train.py", now - 125}}};
+    const Rejection held = run_select(machine, Request{}, claims).verdicts[0].rejections[0];
+    EXPECT_EQ(held.reason, "claimed by alice (pid 4242, train.py) for 2m05s");
+    EXPECT_EQ(held.reason_without_age(), "claimed by alice (pid 4242, train.py)");
+    claims[uuid_for(0)].since_unix.reset();
+    const Rejection ageless = run_select(machine, Request{}, claims).verdicts[0].rejections[0];
+    EXPECT_EQ(ageless.age_bytes, 0U);
+    EXPECT_EQ(ageless.reason_without_age(), "claimed by alice (pid 4242, train.py)");
+}
+
 TEST(ClaimsMap, ClaimOnAnotherUuidDoesNotMatter) {
     auto machine = make_machine(2);
     gpu::ClaimMap claims{{"GPU-ffffffff-0000-0000-0000-000000000000", gpu::ClaimHolder{}}};

@@ -6,7 +6,8 @@
 //   git diff tests/unit/golden/
 // (`cat -v` or `less -R` on the *.color.txt files shows the colours.)
 #include "golden.hpp"
-#include "report/status_report.hpp"
+#include "report/status_json.hpp"
+#include "report/status_table.hpp"
 #include "snapshot_builder.hpp"
 
 #include <gtest/gtest.h>
