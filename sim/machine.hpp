@@ -27,6 +27,12 @@ struct SimProcess {
 // Return codes injected per exported function name, e.g. "nvmlDeviceGetPowerUsage" -> 3.
 using FaultTable = std::map<std::string, int, std::less<>>;
 
+// The code injected for `function`; 0 (success) when none is.
+[[nodiscard]] inline int fault_for(const FaultTable& faults, std::string_view function) {
+    const auto it = faults.find(function);
+    return it == faults.end() ? 0 : it->second;
+}
+
 struct SimGpu {
     std::string name;
     std::string uuid;
