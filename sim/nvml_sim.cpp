@@ -1,6 +1,7 @@
 // The entry points of the simulated libnvidia-ml.so.1. Each behaves like the
 // real driver's for the machine described by $WITH_GPU_SIM_MACHINE (see
 // docs/simulator.md); the machine file is re-read whenever it changes.
+#include "cuda_state.hpp"
 #include "entry_guard.hpp"
 #include "machine.hpp"
 #include "machine_file.hpp"
@@ -92,9 +93,13 @@ class Driver {
         });
     }
 
-    // A call on a device: init check, reload, handle check, fault, lost, then body(gpu).
+    // A call on a device: init check, reload, handle check, fault, lost, then body(gpu). With
+    // `with_cuda`, the GPU's processes include the CUDA simulator's (docs/simulator.md).
     template <typename Body>
-    nvmlReturn_t device_call(std::string_view function, nvmlDevice_t device, Body&& body) {
+    nvmlReturn_t device_call(std::string_view function,
+                             nvmlDevice_t device,
+                             Body&& body,
+                             bool with_cuda = false) {
         return locked([&](const Machine& machine) -> nvmlReturn_t {
             const auto index = index_of(device);
             if (!index || *index >= machine.gpus.size()) {
@@ -107,7 +112,11 @@ class Driver {
             if (gpu.lost) {
                 return NVML_ERROR_GPU_IS_LOST;
             }
-            return body(gpu);
+            if (!with_cuda) {
+                return body(gpu);
+            }
+            const auto usage = read_cuda_usage(state_dir(m_file.path()), 0, "nvml-sim");
+            return body(with_cuda_usage(gpu, usage));
         });
     }
 
@@ -152,6 +161,12 @@ template <typename Body> nvmlReturn_t guarded(const char* function, Body&& body)
 template <typename Body>
 nvmlReturn_t device_entry(const char* function, nvmlDevice_t device, Body&& body) noexcept {
     return guarded(function, [&] { return driver().device_call(function, device, body); });
+}
+
+// A device call whose answer counts the CUDA simulator's processes: memory and process lists.
+template <typename Body>
+nvmlReturn_t usage_entry(const char* function, nvmlDevice_t device, Body&& body) noexcept {
+    return guarded(function, [&] { return driver().device_call(function, device, body, true); });
 }
 
 template <typename Body> nvmlReturn_t system_entry(const char* function, Body&& body) noexcept {
@@ -258,7 +273,7 @@ nvmlReturn_t process_entry(const char* function,
                            unsigned int* count,
                            Info* infos,
                            bool honour_stride) noexcept {
-    return device_entry(function, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
+    return usage_entry(function, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
         const auto stride =
             honour_stride ? gpu.process_stride : static_cast<unsigned int>(sizeof(Info));
         return write_processes(gpu, list, count, infos, stride);
@@ -381,7 +396,7 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t* pci) {
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
-    return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
+    return withgpu::sim::usage_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
         if (memory == nullptr) {
             return NVML_ERROR_INVALID_ARGUMENT;
         }
@@ -398,7 +413,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* me
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
-    return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
+    return withgpu::sim::usage_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
         if (memory == nullptr) {
             return NVML_ERROR_INVALID_ARGUMENT;
         }
