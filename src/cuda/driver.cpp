@@ -9,13 +9,11 @@
 
 #include <charconv>
 #include <dlfcn.h>
-#include <vector>
 
 namespace withgpu::cuda {
 
 namespace {
 
-using detail::Api;
 using detail::Library;
 
 bool parse_hex(std::string_view text, std::size_t max_digits, unsigned& out) {
@@ -26,40 +24,6 @@ bool parse_hex(std::string_view text, std::size_t max_digits, unsigned& out) {
     const auto [ptr, ec] = std::from_chars(text.data(), end, out, 16);
     return ec == std::errc{} && ptr == end;
 }
-
-// decltype(&::symbol) ties the pointer's type to the declaration in abi.hpp.
-#define WITHGPU_CUDA_RESOLVE(handle, field, symbol)                                                \
-    ((field) = reinterpret_cast<decltype(&::symbol)>(::dlsym((handle), #symbol)),                  \
-     (field) != nullptr ? nullptr : #symbol)
-
-// Resolves every entry point; returns the required ones that are missing.
-std::vector<std::string> resolve_api(void* handle, Api& api) {
-    std::vector<std::string> missing;
-    for (const char* absent : {
-             WITHGPU_CUDA_RESOLVE(handle, api.init, cuInit),
-             WITHGPU_CUDA_RESOLVE(handle, api.device_by_bus_id, cuDeviceGetByPCIBusId),
-             WITHGPU_CUDA_RESOLVE(handle, api.retain, cuDevicePrimaryCtxRetain),
-             WITHGPU_CUDA_RESOLVE(handle, api.release, cuDevicePrimaryCtxRelease_v2),
-             WITHGPU_CUDA_RESOLVE(handle, api.set_current, cuCtxSetCurrent),
-             WITHGPU_CUDA_RESOLVE(handle, api.get_current, cuCtxGetCurrent),
-             WITHGPU_CUDA_RESOLVE(handle, api.memory_info, cuMemGetInfo_v2),
-             WITHGPU_CUDA_RESOLVE(handle, api.allocate, cuMemAlloc_v2),
-             WITHGPU_CUDA_RESOLVE(handle, api.free, cuMemFree_v2),
-         }) {
-        if (absent != nullptr) {
-            missing.emplace_back(absent);
-        }
-    }
-    // Optional: without them, messages say less and the device lookup is not cross-checked.
-    WITHGPU_CUDA_RESOLVE(handle, api.driver_version, cuDriverGetVersion);
-    WITHGPU_CUDA_RESOLVE(handle, api.device_count, cuDeviceGetCount);
-    WITHGPU_CUDA_RESOLVE(handle, api.bus_id_of, cuDeviceGetPCIBusId);
-    WITHGPU_CUDA_RESOLVE(handle, api.error_string, cuGetErrorString);
-    WITHGPU_CUDA_RESOLVE(handle, api.error_name, cuGetErrorName);
-    return missing;
-}
-
-#undef WITHGPU_CUDA_RESOLVE
 
 std::string load_hint() {
     return "Holding GPU memory needs the NVIDIA driver's libcuda.so.1 (Debian: libcuda1). "
@@ -149,7 +113,8 @@ Result<Driver> Driver::open(const std::string& library) {
     auto loaded = std::make_shared<Library>();
     loaded->name = name;
     loaded->handle = std::move(handle);
-    if (const auto missing = resolve_api(loaded->handle.get(), loaded->api); !missing.empty()) {
+    if (const auto missing = detail::resolve_api(loaded->handle.get(), loaded->api);
+        !missing.empty()) {
         return fail(ErrorKind::environment,
                     fmt::format("{} is not a usable CUDA driver library: it lacks {}",
                                 name,

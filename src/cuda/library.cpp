@@ -7,8 +7,42 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 
 namespace withgpu::cuda::detail {
+
+// decltype(&::symbol) ties the pointer's type to the declaration in abi.hpp.
+#define WITHGPU_CUDA_RESOLVE(handle, field, symbol)                                                \
+    ((field) = reinterpret_cast<decltype(&::symbol)>(::dlsym((handle), #symbol)),                  \
+     (field) != nullptr ? nullptr : #symbol)
+
+std::vector<std::string> resolve_api(void* handle, Api& api) {
+    std::vector<std::string> missing;
+    for (const char* absent : {
+             WITHGPU_CUDA_RESOLVE(handle, api.init, cuInit),
+             WITHGPU_CUDA_RESOLVE(handle, api.device_by_bus_id, cuDeviceGetByPCIBusId),
+             WITHGPU_CUDA_RESOLVE(handle, api.retain, cuDevicePrimaryCtxRetain),
+             WITHGPU_CUDA_RESOLVE(handle, api.release, cuDevicePrimaryCtxRelease_v2),
+             WITHGPU_CUDA_RESOLVE(handle, api.set_current, cuCtxSetCurrent),
+             WITHGPU_CUDA_RESOLVE(handle, api.get_current, cuCtxGetCurrent),
+             WITHGPU_CUDA_RESOLVE(handle, api.memory_info, cuMemGetInfo_v2),
+             WITHGPU_CUDA_RESOLVE(handle, api.allocate, cuMemAlloc_v2),
+             WITHGPU_CUDA_RESOLVE(handle, api.free, cuMemFree_v2),
+         }) {
+        if (absent != nullptr) {
+            missing.emplace_back(absent);
+        }
+    }
+    // Optional: without them, messages say less and the device lookup is not cross-checked.
+    WITHGPU_CUDA_RESOLVE(handle, api.driver_version, cuDriverGetVersion);
+    WITHGPU_CUDA_RESOLVE(handle, api.device_count, cuDeviceGetCount);
+    WITHGPU_CUDA_RESOLVE(handle, api.bus_id_of, cuDeviceGetPCIBusId);
+    WITHGPU_CUDA_RESOLVE(handle, api.error_string, cuGetErrorString);
+    WITHGPU_CUDA_RESOLVE(handle, api.error_name, cuGetErrorName);
+    return missing;
+}
+
+#undef WITHGPU_CUDA_RESOLVE
 
 std::string error_text(const Api& api, CUresult rc) {
     const char* text = nullptr;

@@ -1,5 +1,5 @@
-// Inside src/cuda only: the loaded library's entry points and the RAII pieces that Driver and
-// Hold share (a retained primary context, the thread's current context).
+// Inside src/cuda (and its tests) only: the loaded library's entry points and the RAII pieces
+// that Driver and Hold share (a retained primary context, the thread's current context).
 #pragma once
 
 #include "cuda/abi.hpp"
@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace withgpu::cuda::detail {
 
@@ -33,6 +34,10 @@ struct Api {
     decltype(&::cuGetErrorString) error_string = nullptr;
     decltype(&::cuGetErrorName) error_name = nullptr;
 };
+
+// Fills `api` from the library `handle`; returns the names of the required entry points that
+// are missing.
+[[nodiscard]] std::vector<std::string> resolve_api(void* handle, Api& api);
 
 // A loaded and initialised driver. Shared by the Driver and every Hold made from it, so that
 // the library outlives the last hold.

@@ -1,6 +1,7 @@
 // The CUDA driver simulator, called directly: what it answers, and that memory taken through
 // it shows in the NVML simulator as a compute process of the caller, until freed or dead.
 #include "cuda/abi.hpp"
+#include "cuda/library.hpp"
 #include "sim_machine.hpp"
 
 #include <gtest/gtest.h>
@@ -18,64 +19,41 @@ namespace {
 
 using nlohmann::json;
 
-// The simulator's entry points, looked up once; the library stays loaded.
-struct CudaSim {
-    decltype(&::cuInit) init = nullptr;
-    decltype(&::cuDriverGetVersion) driver_version = nullptr;
-    decltype(&::cuDeviceGetCount) device_count = nullptr;
-    decltype(&::cuDeviceGetByPCIBusId) by_bus_id = nullptr;
-    decltype(&::cuDeviceGetPCIBusId) bus_id_of = nullptr;
-    decltype(&::cuDevicePrimaryCtxRetain) retain = nullptr;
-    decltype(&::cuDevicePrimaryCtxRelease_v2) release = nullptr;
-    decltype(&::cuCtxSetCurrent) set_current = nullptr;
-    decltype(&::cuCtxGetCurrent) get_current = nullptr;
-    decltype(&::cuMemGetInfo_v2) memory_info = nullptr;
-    decltype(&::cuMemAlloc_v2) allocate = nullptr;
-    decltype(&::cuMemFree_v2) free = nullptr;
-    decltype(&::cuGetErrorString) error_string = nullptr;
-    decltype(&::cuGetErrorName) error_name = nullptr;
-};
-
-#define WITHGPU_TEST_RESOLVE(handle, field, symbol)                                                \
-    ((field) = reinterpret_cast<decltype(&::symbol)>(::dlsym((handle), #symbol)))
-
-const CudaSim& sim() {
-    static const CudaSim api = [] {
+// The simulator's entry points, looked up once as the loader does; the library stays loaded.
+const cuda::detail::Api& sim() {
+    static const cuda::detail::Api api = [] {
+        cuda::detail::Api resolved;
         void* handle = ::dlopen(WITH_GPU_CUDA_SIM_LIBRARY, RTLD_NOW | RTLD_LOCAL);
         EXPECT_NE(handle, nullptr) << ::dlerror();
-        CudaSim s;
-        WITHGPU_TEST_RESOLVE(handle, s.init, cuInit);
-        WITHGPU_TEST_RESOLVE(handle, s.driver_version, cuDriverGetVersion);
-        WITHGPU_TEST_RESOLVE(handle, s.device_count, cuDeviceGetCount);
-        WITHGPU_TEST_RESOLVE(handle, s.by_bus_id, cuDeviceGetByPCIBusId);
-        WITHGPU_TEST_RESOLVE(handle, s.bus_id_of, cuDeviceGetPCIBusId);
-        WITHGPU_TEST_RESOLVE(handle, s.retain, cuDevicePrimaryCtxRetain);
-        WITHGPU_TEST_RESOLVE(handle, s.release, cuDevicePrimaryCtxRelease_v2);
-        WITHGPU_TEST_RESOLVE(handle, s.set_current, cuCtxSetCurrent);
-        WITHGPU_TEST_RESOLVE(handle, s.get_current, cuCtxGetCurrent);
-        WITHGPU_TEST_RESOLVE(handle, s.memory_info, cuMemGetInfo_v2);
-        WITHGPU_TEST_RESOLVE(handle, s.allocate, cuMemAlloc_v2);
-        WITHGPU_TEST_RESOLVE(handle, s.free, cuMemFree_v2);
-        WITHGPU_TEST_RESOLVE(handle, s.error_string, cuGetErrorString);
-        WITHGPU_TEST_RESOLVE(handle, s.error_name, cuGetErrorName);
-        return s;
+        EXPECT_TRUE(cuda::detail::resolve_api(handle, resolved).empty());
+        return resolved;
     }();
     return api;
 }
-
-#undef WITHGPU_TEST_RESOLVE
 
 // Device by bus id, primary context retained and made current: 0, or the failing CUresult.
 CUresult open_device(const char* bus_id, CUdevice& device) {
     CUcontext context = nullptr;
     CUresult rc = sim().init(0);
     if (rc == CUDA_SUCCESS) {
-        rc = sim().by_bus_id(&device, bus_id);
+        rc = sim().device_by_bus_id(&device, bus_id);
     }
     if (rc == CUDA_SUCCESS) {
         rc = sim().retain(&context, device);
     }
     return rc == CUDA_SUCCESS ? sim().set_current(context) : rc;
+}
+
+// What a HoldingChild runs to hold `bytes` on a GPU: 0 once it holds them.
+auto holding(const char* bus_id, std::uint64_t bytes) {
+    return [=] {
+        CUdevice device = -1;
+        CUdeviceptr pointer = 0;
+        return open_device(bus_id, device) == CUDA_SUCCESS &&
+                       sim().allocate(&pointer, bytes) == CUDA_SUCCESS
+                   ? 0
+                   : 1;
+    };
 }
 
 class CudaSimTest : public SimMachine {};
@@ -160,14 +138,7 @@ TEST_F(CudaSimTest, MemoryInfoCountsEveryoneAndOutOfMemoryBeyondFree) {
 
 TEST_F(CudaSimTest, AnotherProcessesMemoryIsNotFree) {
     write_machine(machine_of({cuda_gpu(1, 16384)}));
-    HoldingChild child([] {
-        CUdevice device = -1;
-        CUdeviceptr pointer = 0;
-        return open_device("0000:01:00.0", device) == CUDA_SUCCESS &&
-                       sim().allocate(&pointer, 10 * gib) == CUDA_SUCCESS
-                   ? 0
-                   : 1;
-    });
+    HoldingChild child(holding("0000:01:00.0", 10 * gib));
     ASSERT_TRUE(child.ready());
     CUdevice device = -1;
     ASSERT_EQ(open_device("0000:01:00.0", device), CUDA_SUCCESS);
@@ -182,14 +153,7 @@ TEST_F(CudaSimTest, AnotherProcessesMemoryIsNotFree) {
 
 TEST_F(CudaSimTest, KilledProcessMemoryVanishesFromNvml) {
     write_machine(machine_of({cuda_gpu(1)}));
-    HoldingChild child([] {
-        CUdevice device = -1;
-        CUdeviceptr pointer = 0;
-        return open_device("0000:01:00.0", device) == CUDA_SUCCESS &&
-                       sim().allocate(&pointer, 8 * gib) == CUDA_SUCCESS
-                   ? 0
-                   : 1;
-    });
+    HoldingChild child(holding("0000:01:00.0", 8 * gib));
     ASSERT_TRUE(child.ready());
     EXPECT_EQ(nvml_memory_of(0, child.pid()), 8 * gib + 300 * mib);
 
@@ -207,20 +171,20 @@ TEST_F(CudaSimTest, BusIdsAreComparedAsNumbers) {
     for (const char* id :
          {"0000:01:00.0", "00000000:01:00.0", "0:1:0.0", "01:00.0", "0000:01:00"}) {
         device = -1;
-        EXPECT_EQ(sim().by_bus_id(&device, id), CUDA_SUCCESS) << id;
+        EXPECT_EQ(sim().device_by_bus_id(&device, id), CUDA_SUCCESS) << id;
         EXPECT_EQ(device, 0) << id;
     }
     for (const char* id : {"0001a000:c1:1f.0", "1A000:C1:1F.0", "0001A000:C1:1F"}) {
         device = -1;
-        EXPECT_EQ(sim().by_bus_id(&device, id), CUDA_SUCCESS) << id;
+        EXPECT_EQ(sim().device_by_bus_id(&device, id), CUDA_SUCCESS) << id;
         EXPECT_EQ(device, 1) << id;
     }
-    EXPECT_EQ(sim().by_bus_id(&device, "0000:99:00.0"), CUDA_ERROR_INVALID_DEVICE);
-    EXPECT_EQ(sim().by_bus_id(&device, "0000:01:00.1"), CUDA_ERROR_INVALID_DEVICE);
-    EXPECT_EQ(sim().by_bus_id(&device, "0001:01:00.0"), CUDA_ERROR_INVALID_DEVICE);
-    EXPECT_EQ(sim().by_bus_id(&device, "not a bus id"), CUDA_ERROR_INVALID_VALUE);
-    EXPECT_EQ(sim().by_bus_id(&device, "01:00"), CUDA_ERROR_INVALID_VALUE);
-    EXPECT_EQ(sim().by_bus_id(&device, nullptr), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_EQ(sim().device_by_bus_id(&device, "0000:99:00.0"), CUDA_ERROR_INVALID_DEVICE);
+    EXPECT_EQ(sim().device_by_bus_id(&device, "0000:01:00.1"), CUDA_ERROR_INVALID_DEVICE);
+    EXPECT_EQ(sim().device_by_bus_id(&device, "0001:01:00.0"), CUDA_ERROR_INVALID_DEVICE);
+    EXPECT_EQ(sim().device_by_bus_id(&device, "not a bus id"), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_EQ(sim().device_by_bus_id(&device, "01:00"), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_EQ(sim().device_by_bus_id(&device, nullptr), CUDA_ERROR_INVALID_VALUE);
 
     std::array<char, 32> text{};
     ASSERT_EQ(sim().bus_id_of(text.data(), static_cast<int>(text.size()), 1), CUDA_SUCCESS);
@@ -240,10 +204,10 @@ TEST_F(CudaSimTest, NothingWorksBeforeCuInitAndCuInitCanBeFaulted) {
                   int count = 0;
                   CUdevice device = 0;
                   CUcontext context = nullptr;
-                  const bool refused =
-                      sim().device_count(&count) == CUDA_ERROR_NOT_INITIALIZED &&
-                      sim().by_bus_id(&device, "0000:01:00.0") == CUDA_ERROR_NOT_INITIALIZED &&
-                      sim().retain(&context, 0) == CUDA_ERROR_NOT_INITIALIZED;
+                  const bool refused = sim().device_count(&count) == CUDA_ERROR_NOT_INITIALIZED &&
+                                       sim().device_by_bus_id(&device, "0000:01:00.0") ==
+                                           CUDA_ERROR_NOT_INITIALIZED &&
+                                       sim().retain(&context, 0) == CUDA_ERROR_NOT_INITIALIZED;
                   int version = 0;
                   const bool answered =
                       sim().driver_version(&version) == CUDA_SUCCESS && version == 12040;
@@ -292,7 +256,7 @@ TEST_F(CudaSimTest, AllocationAndContextFaults) {
     ASSERT_EQ(sim().release(device), CUDA_SUCCESS);
 
     CUcontext context = nullptr;
-    ASSERT_EQ(sim().by_bus_id(&device, "0000:02:00.0"), CUDA_SUCCESS);
+    ASSERT_EQ(sim().device_by_bus_id(&device, "0000:02:00.0"), CUDA_SUCCESS);
     EXPECT_EQ(sim().retain(&context, device), CUDA_ERROR_DEVICE_UNAVAILABLE);
     EXPECT_EQ(nvml_memory_of(1, ::getpid()), std::nullopt);
 }
@@ -336,9 +300,12 @@ TEST_F(CudaSimTest, VisibleDevicesFilterAndReorder) {
         CUdevice device = -1;
         const bool counted = sim().init(0) == CUDA_SUCCESS &&
                              sim().device_count(&count) == CUDA_SUCCESS && count == 2;
-        const bool first = sim().by_bus_id(&device, "0000:03:00.0") == CUDA_SUCCESS && device == 0;
-        const bool second = sim().by_bus_id(&device, "0000:01:00.0") == CUDA_SUCCESS && device == 1;
-        const bool hidden = sim().by_bus_id(&device, "0000:02:00.0") == CUDA_ERROR_INVALID_DEVICE;
+        const bool first =
+            sim().device_by_bus_id(&device, "0000:03:00.0") == CUDA_SUCCESS && device == 0;
+        const bool second =
+            sim().device_by_bus_id(&device, "0000:01:00.0") == CUDA_SUCCESS && device == 1;
+        const bool hidden =
+            sim().device_by_bus_id(&device, "0000:02:00.0") == CUDA_ERROR_INVALID_DEVICE;
         return counted && first && second && hidden ? 0 : 1;
     });
     ASSERT_EQ(::unsetenv("CUDA_VISIBLE_DEVICES"), 0);

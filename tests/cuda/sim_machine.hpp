@@ -2,7 +2,8 @@
 // children that hold memory until they are killed.
 #pragma once
 
-#include "nvml/nvml.hpp"
+#include "support/machine_file.hpp"
+#include "support/nvml_snapshot.hpp"
 #include "support/temp_dir.hpp"
 #include "util/fd.hpp"
 
@@ -13,7 +14,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <sys/wait.h>
@@ -48,16 +48,8 @@ class SimMachine : public ::testing::Test {
         ASSERT_EQ(::unsetenv("CUDA_VISIBLE_DEVICES"), 0);
     }
 
-    // Replaces the machine file in one step (rename), as tests do while things run.
     void write_machine(const nlohmann::json& machine) {
-        const auto staging = m_dir.path() / "machine.json.new";
-        {
-            std::ofstream out(staging);
-            out << machine.dump(2);
-            ASSERT_TRUE(out.good());
-        }
-        std::filesystem::rename(staging, machine_path());
-        ASSERT_EQ(::setenv("WITH_GPU_SIM_MACHINE", machine_path().c_str(), 1), 0);
+        write_machine_file(machine_path(), machine);
     }
 
     [[nodiscard]] std::filesystem::path machine_path() const {
@@ -66,17 +58,7 @@ class SimMachine : public ::testing::Test {
 
     // A fresh NVML session's snapshot of the machine.
     [[nodiscard]] static gpu::MachineSnapshot nvml_snapshot() {
-        auto nvml = nvml::Nvml::open(WITH_GPU_SIM_LIBRARY);
-        if (!nvml) {
-            ADD_FAILURE() << nvml.error().message;
-            return {};
-        }
-        auto snapshot = nvml->snapshot();
-        if (!snapshot) {
-            ADD_FAILURE() << snapshot.error().message;
-            return {};
-        }
-        return std::move(*snapshot);
+        return snapshot_through(WITH_GPU_SIM_LIBRARY);
     }
 
     // The memory NVML shows for `pid` on GPU `index`; nullopt when the pid is not listed.
