@@ -7,6 +7,7 @@
 #include <charconv>
 #include <initializer_list>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 
@@ -17,8 +18,8 @@ using nlohmann::json;
 
 struct CodeInfo {
     int code;
-    std::string_view name; // nvml.h's name without the NVML_ERROR_ prefix
-    const char* message;   // what nvmlErrorString says
+    std::string_view name; // NVML: nvml.h's name without NVML_ERROR_; CUDA: cuda.h's full name
+    const char* message;   // what nvmlErrorString (or cuGetErrorString) says
 };
 
 constexpr std::array<CodeInfo, 32> code_table{{
@@ -56,8 +57,36 @@ constexpr std::array<CodeInfo, 32> code_table{{
     {999, "UNKNOWN", "Unknown Error"},
 }};
 
-// Exported functions that take a device (or a device index) and can be faulted per GPU.
-constexpr std::array<std::string_view, 20> device_functions{
+// CUresult codes: cuda.h's full name, and what cuGetErrorString says.
+constexpr std::array<CodeInfo, 17> cuda_code_table{{
+    {0, "CUDA_SUCCESS", "no error"},
+    {1, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {3, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+    {4, "CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
+    {34, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"},
+    {36,
+     "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER",
+     "API call is not supported in the installed CUDA driver"},
+    {46, "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA-capable device(s) is/are busy or unavailable"},
+    {100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+    {101, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+    {201, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+    {500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {800, "CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
+    {801, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+    {803,
+     "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+     "system has unsupported display driver / cuda driver combination"},
+    {804,
+     "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+     "forward compatibility was attempted on non supported HW"},
+    {999, "CUDA_ERROR_UNKNOWN", "unknown error"},
+}};
+
+// Exported functions that take a device (or a device index) and can be faulted per GPU; the
+// cu* ones are the CUDA simulator's.
+constexpr std::array<std::string_view, 28> device_functions{
     "nvmlDeviceGetHandleByIndex_v2",
     "nvmlDeviceGetHandleByIndex",
     "nvmlDeviceGetName",
@@ -78,13 +107,24 @@ constexpr std::array<std::string_view, 20> device_functions{
     "nvmlDeviceGetGraphicsRunningProcesses_v3",
     "nvmlDeviceGetGraphicsRunningProcesses_v2",
     "nvmlDeviceGetGraphicsRunningProcesses",
+    "cuDeviceGetByPCIBusId",
+    "cuDeviceGetPCIBusId",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuMemGetInfo_v2",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
 };
 
 // Exported functions that take no device and can be faulted machine-wide.
-constexpr std::array<std::string_view, 3> system_functions{
+constexpr std::array<std::string_view, 6> system_functions{
     "nvmlSystemGetDriverVersion",
     "nvmlDeviceGetCount_v2",
     "nvmlDeviceGetCount",
+    "cuInit",
+    "cuDriverGetVersion",
+    "cuDeviceGetCount",
 };
 
 // Upper bounds that keep byte arithmetic far from overflow (1 PiB per GPU).
@@ -203,8 +243,10 @@ bool get_bool(const json& object, const std::string& where, std::string_view key
     return value->get<bool>();
 }
 
-// A return code by nvml.h name ("NOT_SUPPORTED", "NVML_ERROR_NOT_SUPPORTED") or number.
-int to_return_code(const json& value, const std::string& path) {
+// A return code by name or number. NVML codes by nvml.h name ("NOT_SUPPORTED",
+// "NVML_ERROR_NOT_SUPPORTED"); with `cuda`, CUDA codes by cuda.h name ("OUT_OF_MEMORY",
+// "CUDA_ERROR_OUT_OF_MEMORY").
+int to_return_code(const json& value, const std::string& path, bool cuda = false) {
     if (value.is_number_integer()) {
         const auto number = value.get<long long>();
         if (number < 0 || number > 999) {
@@ -216,31 +258,51 @@ int to_return_code(const json& value, const std::string& path) {
     if (!value.is_string()) {
         throw SchemaError(path + ": expected a return code name or number, got " + value.dump());
     }
-    auto name = value.get<std::string>();
-    for (const std::string_view prefix : {"NVML_ERROR_", "NVML_"}) {
-        if (name.starts_with(prefix)) {
-            name.erase(0, prefix.size());
-            break;
-        }
-    }
-    for (const auto& info : code_table) {
-        if (info.name == name) {
+    const std::span<const CodeInfo> table =
+        cuda ? std::span<const CodeInfo>(cuda_code_table) : std::span<const CodeInfo>(code_table);
+    const auto name = value.get<std::string>();
+    for (const auto& info : table) {
+        const bool match = cuda ? info.name == name || info.name == "CUDA_ERROR_" + name ||
+                                      info.name == "CUDA_" + name
+                                : info.name == name ||
+                                      "NVML_ERROR_" + std::string(info.name) == name ||
+                                      "NVML_" + std::string(info.name) == name;
+        if (match) {
             return info.code;
         }
     }
     std::string known;
-    for (const auto& info : code_table) {
+    for (const auto& info : table) {
         known += known.empty() ? "" : ", ";
         known += info.name;
     }
-    throw SchemaError(path + ": unknown return code \"" + value.get<std::string>() +
-                      "\" (known: " + known + ")");
+    throw SchemaError(path + ": unknown return code \"" + name + "\" (known: " + known + ")");
 }
 
+// One fault: a return code, or for a cu* function on a GPU also {"code": ..., "after": N},
+// a fault that lets the first N calls through. Returns the code; sets `after`.
+int parse_fault(const json& value, const std::string& path, bool cuda, unsigned long long* after) {
+    if (!value.is_object()) {
+        return to_return_code(value, path, cuda);
+    }
+    if (!cuda || after == nullptr) {
+        throw SchemaError(path + ": only a cu* function on a GPU takes {\"code\", \"after\"}");
+    }
+    check_keys(value, path, {"code", "after"});
+    const json* code = find_key(value, "code");
+    if (code == nullptr) {
+        throw SchemaError(path + ": \"code\" is required");
+    }
+    *after = get_unsigned(value, path, "after", 0, max_u32);
+    return to_return_code(*code, path_of(path, "code"), cuda);
+}
+
+// The "faults" object; `after` receives the counts of delayed faults, where allowed.
 template <std::size_t N>
 FaultTable parse_faults(const json& object,
                         const std::string& where,
-                        const std::array<std::string_view, N>& allowed) {
+                        const std::array<std::string_view, N>& allowed,
+                        FaultCounts* after) {
     FaultTable faults;
     const json* value = find_key(object, "faults");
     if (value == nullptr) {
@@ -256,7 +318,15 @@ FaultTable parse_faults(const json& object,
                 path + ": \"" + item.key() +
                 "\" is not a function that can be faulted here (allowed: " + join(allowed) + ")");
         }
-        faults.emplace(item.key(), to_return_code(item.value(), path + "." + item.key()));
+        const bool cuda = item.key().starts_with("cu");
+        unsigned long long calls = 0;
+        const auto item_path = path + "." + item.key();
+        faults.emplace(
+            item.key(),
+            parse_fault(item.value(), item_path, cuda, after != nullptr ? &calls : nullptr));
+        if (calls > 0 && after != nullptr) {
+            after->emplace(item.key(), calls);
+        }
     }
     return faults;
 }
@@ -417,7 +487,8 @@ SimGpu parse_gpu(const json& object, const std::string& where, std::size_t index
                 "processes",
                 "lost",
                 "faults",
-                "process_stride"});
+                "process_stride",
+                "cuda_context_mib"});
     SimGpu gpu;
     gpu.name = get_string(object, where, "name", "NVIDIA Simulated GPU", 96);
     gpu.pci_device_id = pci_device_id_for(gpu.name);
@@ -449,13 +520,14 @@ SimGpu parse_gpu(const json& object, const std::string& where, std::size_t index
     gpu.power_mw = get_metric(object, where, "power_mw", 0, max_u32);
     gpu.power_limit_mw = get_metric(object, where, "power_limit_mw", 0, max_u32);
     gpu.lost = get_bool(object, where, "lost", false);
-    gpu.faults = parse_faults(object, where, device_functions);
+    gpu.faults = parse_faults(object, where, device_functions, &gpu.fault_after);
     gpu.process_stride =
         static_cast<unsigned int>(get_unsigned(object, where, "process_stride", 24, max_u32));
     if (gpu.process_stride != 24 && gpu.process_stride != 32) {
         throw SchemaError(path_of(where, "process_stride") + ": must be 24 or 32, not " +
                           std::to_string(gpu.process_stride));
     }
+    gpu.cuda_context_mib = get_unsigned(object, where, "cuda_context_mib", 300, max_memory_mib);
 
     if (const json* processes = find_key(object, "processes"); processes != nullptr) {
         const auto path = path_of(where, "processes");
@@ -490,13 +562,15 @@ SimGpu parse_gpu(const json& object, const std::string& where, std::size_t index
 }
 
 Machine parse_root(const json& root) {
-    check_keys(root, "", {"driver_version", "init_error", "faults", "gpus"});
+    check_keys(root, "", {"driver_version", "init_error", "faults", "cuda_driver_version", "gpus"});
     Machine machine;
     machine.driver_version = get_string(root, "", "driver_version", "550.54.15", 80);
     if (const json* init_error = find_key(root, "init_error"); init_error != nullptr) {
         machine.init_error = to_return_code(*init_error, "init_error");
     }
-    machine.faults = parse_faults(root, "", system_functions);
+    machine.faults = parse_faults(root, "", system_functions, nullptr);
+    machine.cuda_driver_version =
+        static_cast<int>(get_unsigned(root, "", "cuda_driver_version", 12040, 99999));
 
     const json* gpus = find_key(root, "gpus");
     if (gpus == nullptr) {
@@ -575,8 +649,10 @@ MemoryFigures memory_figures(const SimGpu& gpu) noexcept {
     figures.total = gpu.memory_total_mib * mib;
     figures.reserved = gpu.memory_reserved_mib * mib;
     figures.used = used_mib * mib;
-    // parse_machine guarantees reserved + used <= total.
-    figures.free = figures.total - figures.reserved - figures.used;
+    // parse_machine checks the file's figures, but the CUDA simulator's processes come on
+    // top, and the file may shrink under them.
+    const auto taken = figures.reserved + figures.used;
+    figures.free = taken < figures.total ? figures.total - taken : 0;
     return figures;
 }
 
@@ -587,6 +663,24 @@ const char* error_string(int code) noexcept {
         }
     }
     return "Unknown Error";
+}
+
+const char* cuda_error_name(int code) noexcept {
+    for (const auto& info : cuda_code_table) {
+        if (info.code == code) {
+            return info.name.data(); // the literals are NUL-terminated
+        }
+    }
+    return nullptr;
+}
+
+const char* cuda_error_string(int code) noexcept {
+    for (const auto& info : cuda_code_table) {
+        if (info.code == code) {
+            return info.message;
+        }
+    }
+    return nullptr;
 }
 
 } // namespace withgpu::sim

@@ -4,6 +4,7 @@
 // loudly instead of silently falling back to defaults.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <map>
 #include <optional>
@@ -24,8 +25,18 @@ struct SimProcess {
     ProcessType type = ProcessType::compute;
 };
 
-// Return codes injected per exported function name, e.g. "nvmlDeviceGetPowerUsage" -> 3.
+// Return codes injected per exported function name, e.g. "nvmlDeviceGetPowerUsage" -> 3 (an
+// NVML code) or "cuMemAlloc_v2" -> 2 (a CUDA code: cu* functions take CUDA's codes).
 using FaultTable = std::map<std::string, int, std::less<>>;
+
+// For a delayed fault: how many calls go through before it applies.
+using FaultCounts = std::map<std::string, unsigned long long, std::less<>>;
+
+// The code injected for `function`; 0 (success in both APIs) when none is.
+[[nodiscard]] inline int fault_for(const FaultTable& faults, std::string_view function) {
+    const auto it = faults.find(function);
+    return it == faults.end() ? 0 : it->second;
+}
 
 struct SimGpu {
     std::string name;
@@ -50,13 +61,30 @@ struct SimGpu {
     std::vector<SimProcess> processes;
     bool lost = false;
     FaultTable faults;
+    FaultCounts fault_after;          // cu* functions only (the CUDA simulator counts the calls)
     unsigned int process_stride = 24; // bytes per entry written by *RunningProcesses_v3
+    // What the CUDA simulator charges for a primary context while it is retained.
+    unsigned long long cuda_context_mib = 300;
 };
+
+// Where a GPU sits on the PCI bus (the function is always 0); how the NVML and CUDA
+// simulators agree on which GPU is which.
+struct PciAddress {
+    unsigned int domain = 0;
+    unsigned int bus = 0;
+    unsigned int device = 0;
+    auto operator<=>(const PciAddress&) const = default;
+};
+
+[[nodiscard]] inline PciAddress address_of(const SimGpu& gpu) noexcept {
+    return {gpu.pci_domain, gpu.pci_bus, gpu.pci_device};
+}
 
 struct Machine {
     std::string driver_version;
     int init_error = 0; // 0: nvmlInit succeeds
-    FaultTable faults;  // system-level functions (nvmlSystemGetDriverVersion, nvmlDeviceGetCount*)
+    FaultTable faults;  // system-level functions (nvmlSystemGetDriverVersion, cuInit, ...)
+    int cuda_driver_version = 12040; // cuDriverGetVersion
     std::vector<SimGpu> gpus;
 };
 
@@ -69,7 +97,8 @@ struct ParsedMachine {
 [[nodiscard]] ParsedMachine parse_machine(std::string_view json_text) noexcept;
 
 // Memory figures in bytes as NVML's _v2 memory call reports them:
-// total = reserved + used + free, used = processes + memory_other_used.
+// total = reserved + used + free, used = processes + memory_other_used. Free is 0 when the
+// processes (the CUDA simulator's included) would not fit.
 struct MemoryFigures {
     unsigned long long total = 0;
     unsigned long long reserved = 0;
@@ -80,5 +109,10 @@ struct MemoryFigures {
 
 // NVIDIA's wording for a return code ("Not Supported", "GPU is lost", ...).
 [[nodiscard]] const char* error_string(int code) noexcept;
+
+// cuda.h's name ("CUDA_ERROR_OUT_OF_MEMORY") and the driver's wording ("out of memory") for a
+// CUresult; nullptr for a code the simulator does not know.
+[[nodiscard]] const char* cuda_error_name(int code) noexcept;
+[[nodiscard]] const char* cuda_error_string(int code) noexcept;
 
 } // namespace withgpu::sim

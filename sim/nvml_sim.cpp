@@ -1,25 +1,20 @@
 // The entry points of the simulated libnvidia-ml.so.1. Each behaves like the
 // real driver's for the machine described by $WITH_GPU_SIM_MACHINE (see
 // docs/simulator.md); the machine file is re-read whenever it changes.
+#include "cuda_state.hpp"
+#include "entry_guard.hpp"
 #include "machine.hpp"
+#include "machine_file.hpp"
 #include "nvml/abi.hpp"
-#include "util/fd.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <exception>
-#include <fcntl.h>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/stat.h>
-#include <system_error>
-#include <unistd.h>
 #include <vector>
 
 // nvml.h leaves the handle type opaque; ours point into a fixed array owned by
@@ -30,77 +25,6 @@ struct nvmlDevice_st {
 
 namespace withgpu::sim {
 namespace {
-
-constexpr const char* machine_env = "WITH_GPU_SIM_MACHINE";
-
-// Enough to notice an atomic rename() as well as an in-place rewrite.
-struct FileIdentity {
-    dev_t device = 0;
-    ino_t inode = 0;
-    off_t size = 0;
-    time_t mtime_sec = 0;
-    long mtime_nsec = 0;
-    bool operator==(const FileIdentity&) const = default;
-};
-
-FileIdentity identity_of(const struct stat& st) {
-    return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
-}
-
-std::string errno_text(int error) {
-    return std::system_category().message(error);
-}
-
-struct LoadedFile {
-    std::optional<FileIdentity> identity; // nullopt: the file could not be opened or read
-    std::optional<Machine> machine;       // nullopt: see error
-    std::string error;
-};
-
-// The identity comes from the descriptor that was read, so it always matches the text.
-LoadedFile load_machine_file(const std::string& path) {
-    LoadedFile loaded;
-    const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        loaded.error = "cannot open: " + errno_text(errno);
-        return loaded;
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-        loaded.error = "cannot stat: " + errno_text(errno);
-        return loaded;
-    }
-    std::string text;
-    std::array<char, 16384> buffer{};
-    for (;;) {
-        const ssize_t got = ::read(fd.get(), buffer.data(), buffer.size());
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            loaded.error = "cannot read: " + errno_text(errno);
-            return loaded;
-        }
-        if (got == 0) {
-            break;
-        }
-        text.append(buffer.data(), static_cast<std::size_t>(got));
-    }
-    loaded.identity = identity_of(st);
-    auto parsed = parse_machine(text);
-    loaded.machine = std::move(parsed.machine);
-    loaded.error = std::move(parsed.error);
-    return loaded;
-}
-
-void report(const std::string& path, const std::string& error) {
-    std::fprintf(stderr, "nvml-sim: %s: %s\n", path.c_str(), error.c_str());
-}
-
-int fault_for(const FaultTable& faults, std::string_view function) {
-    const auto it = faults.find(function);
-    return it == faults.end() ? 0 : it->second;
-}
 
 // The simulated driver's own state: refcount, loaded machine, handles. One
 // instance per loaded library (a function-local static, like a driver's globals).
@@ -114,21 +38,17 @@ class Driver {
 
     nvmlReturn_t init() {
         const std::lock_guard lock(m_mutex);
-        const char* path = std::getenv(machine_env);
-        if (path == nullptr || *path == '\0') {
+        auto attempt = m_file.load();
+        if (attempt.unset) {
             return NVML_ERROR_DRIVER_NOT_LOADED; // like a machine without the kernel module
         }
-        auto loaded = load_machine_file(path);
-        if (!loaded.machine) {
-            report(path, loaded.error);
+        if (!attempt.machine) {
             return NVML_ERROR_UNKNOWN;
         }
-        if (loaded.machine->init_error != NVML_SUCCESS) {
-            return loaded.machine->init_error;
+        if (attempt.machine->init_error != NVML_SUCCESS) {
+            return attempt.machine->init_error;
         }
-        m_path = path;
-        m_identity = loaded.identity;
-        m_machine = std::move(loaded.machine);
+        m_file.commit(std::move(*attempt.machine));
         ++m_refcount;
         return NVML_SUCCESS;
     }
@@ -139,9 +59,7 @@ class Driver {
             return NVML_ERROR_UNINITIALIZED;
         }
         if (--m_refcount == 0) {
-            m_machine.reset();
-            m_identity.reset();
-            m_path.clear();
+            m_file.clear();
         }
         return NVML_SUCCESS;
     }
@@ -175,9 +93,13 @@ class Driver {
         });
     }
 
-    // A call on a device: init check, reload, handle check, fault, lost, then body(gpu).
+    // A call on a device: init check, reload, handle check, fault, lost, then body(gpu). With
+    // `with_cuda`, the GPU's processes include the CUDA simulator's (docs/simulator.md).
     template <typename Body>
-    nvmlReturn_t device_call(std::string_view function, nvmlDevice_t device, Body&& body) {
+    nvmlReturn_t device_call(std::string_view function,
+                             nvmlDevice_t device,
+                             Body&& body,
+                             bool with_cuda = false) {
         return locked([&](const Machine& machine) -> nvmlReturn_t {
             const auto index = index_of(device);
             if (!index || *index >= machine.gpus.size()) {
@@ -190,7 +112,11 @@ class Driver {
             if (gpu.lost) {
                 return NVML_ERROR_GPU_IS_LOST;
             }
-            return body(gpu);
+            if (!with_cuda) {
+                return body(gpu);
+            }
+            const auto usage = read_cuda_usage(state_dir(m_file.path()), 0, "nvml-sim");
+            return body(with_cuda_usage(gpu, usage));
         });
     }
 
@@ -200,39 +126,12 @@ class Driver {
         if (m_refcount == 0) {
             return NVML_ERROR_UNINITIALIZED;
         }
-        refresh();
-        if (!m_machine) {
+        m_file.refresh();
+        const Machine* machine = m_file.machine();
+        if (machine == nullptr) {
             return NVML_ERROR_UNKNOWN; // the current file is malformed (reported once)
         }
-        return body(*m_machine);
-    }
-
-    // Reloads the machine when the file named by the environment is another
-    // file or has changed. A missing file or unset variable keeps the last
-    // machine: the driver stays loaded. A malformed file is reported once per
-    // version and makes calls fail until it is fixed.
-    void refresh() {
-        const char* path = std::getenv(machine_env);
-        if (path == nullptr || *path == '\0') {
-            return;
-        }
-        struct stat st {};
-        if (::stat(path, &st) != 0) {
-            return;
-        }
-        if (m_identity && *m_identity == identity_of(st) && m_path == path) {
-            return;
-        }
-        auto loaded = load_machine_file(path);
-        if (!loaded.identity) {
-            return; // vanished between stat and open; try again next call
-        }
-        if (!loaded.machine) {
-            report(path, loaded.error);
-        }
-        m_path = path;
-        m_identity = loaded.identity;
-        m_machine = std::move(loaded.machine);
+        return body(*machine);
     }
 
     [[nodiscard]] std::optional<unsigned int> index_of(nvmlDevice_t device) const {
@@ -246,9 +145,7 @@ class Driver {
 
     std::mutex m_mutex;
     unsigned int m_refcount = 0;
-    std::string m_path;
-    std::optional<FileIdentity> m_identity;
-    std::optional<Machine> m_machine;
+    MachineFile m_file{"nvml-sim"};
     std::array<nvmlDevice_st, max_gpus> m_handles{};
 };
 
@@ -257,21 +154,19 @@ Driver& driver() {
     return instance;
 }
 
-// No C++ exception may cross the C ABI.
 template <typename Body> nvmlReturn_t guarded(const char* function, Body&& body) noexcept {
-    try {
-        return body();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "nvml-sim: %s: %s\n", function, e.what());
-    } catch (...) {
-        std::fprintf(stderr, "nvml-sim: %s: unknown exception\n", function);
-    }
-    return NVML_ERROR_UNKNOWN;
+    return run_guarded("nvml-sim", function, NVML_ERROR_UNKNOWN, body);
 }
 
 template <typename Body>
 nvmlReturn_t device_entry(const char* function, nvmlDevice_t device, Body&& body) noexcept {
     return guarded(function, [&] { return driver().device_call(function, device, body); });
+}
+
+// A device call whose answer counts the CUDA simulator's processes: memory and process lists.
+template <typename Body>
+nvmlReturn_t usage_entry(const char* function, nvmlDevice_t device, Body&& body) noexcept {
+    return guarded(function, [&] { return driver().device_call(function, device, body, true); });
 }
 
 template <typename Body> nvmlReturn_t system_entry(const char* function, Body&& body) noexcept {
@@ -378,7 +273,7 @@ nvmlReturn_t process_entry(const char* function,
                            unsigned int* count,
                            Info* infos,
                            bool honour_stride) noexcept {
-    return device_entry(function, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
+    return usage_entry(function, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
         const auto stride =
             honour_stride ? gpu.process_stride : static_cast<unsigned int>(sizeof(Info));
         return write_processes(gpu, list, count, infos, stride);
@@ -501,7 +396,7 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t* pci) {
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
-    return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
+    return withgpu::sim::usage_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
         if (memory == nullptr) {
             return NVML_ERROR_INVALID_ARGUMENT;
         }
@@ -518,7 +413,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* me
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
-    return withgpu::sim::device_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
+    return withgpu::sim::usage_entry(__func__, device, [&](const SimGpu& gpu) -> nvmlReturn_t {
         if (memory == nullptr) {
             return NVML_ERROR_INVALID_ARGUMENT;
         }

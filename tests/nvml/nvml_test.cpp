@@ -2,6 +2,8 @@
 // machine file and names it in WITH_GPU_SIM_MACHINE before opening.
 #include "nvml/nvml.hpp"
 #include "procfs/process_info.hpp"
+#include "support/machine_file.hpp"
+#include "support/nvml_snapshot.hpp"
 #include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -10,7 +12,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <unistd.h>
 
@@ -62,16 +63,8 @@ const Process* find_process(const gpu::GpuSnapshot& gpu, unsigned pid) {
 
 class NvmlSim : public ::testing::Test {
   protected:
-    // Replaces the machine file in one step (rename) so the simulator never sees half of it.
     void write_machine(const json& machine) {
-        const auto staging = m_dir.path() / "machine.json.new";
-        {
-            std::ofstream out(staging);
-            out << machine.dump(2);
-            ASSERT_TRUE(out.good());
-        }
-        std::filesystem::rename(staging, machine_path());
-        ASSERT_EQ(::setenv("WITH_GPU_SIM_MACHINE", machine_path().c_str(), 1), 0);
+        withgpu::testing::write_machine_file(machine_path(), machine);
     }
 
     [[nodiscard]] std::filesystem::path machine_path() const {
@@ -83,17 +76,7 @@ class NvmlSim : public ::testing::Test {
     // Opens the simulator on `machine` and takes one snapshot, which must succeed.
     gpu::MachineSnapshot snapshot_of(const json& machine) {
         write_machine(machine);
-        auto nvml = open_sim();
-        if (!nvml) {
-            ADD_FAILURE() << nvml.error().message;
-            return {};
-        }
-        auto snapshot = nvml->snapshot();
-        if (!snapshot) {
-            ADD_FAILURE() << snapshot.error().message;
-            return {};
-        }
-        return std::move(*snapshot);
+        return withgpu::testing::snapshot_through(WITH_GPU_SIM_LIBRARY);
     }
 
     withgpu::testing::TempDir m_dir;
