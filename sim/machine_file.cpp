@@ -1,6 +1,6 @@
 #include "machine_file.hpp"
 
-#include "util/fd.hpp"
+#include "os/fd.hpp"
 
 #include <array>
 #include <cerrno>

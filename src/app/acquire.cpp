@@ -3,6 +3,7 @@
 #include "app/common.hpp"
 #include "app/wait_signals.hpp"
 #include "lock/queue_files.hpp"
+#include "os/clock.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
 #include "report/waiting_report.hpp"

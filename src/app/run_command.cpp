@@ -6,6 +6,7 @@
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
+#include "os/clock.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
 #include "run/command.hpp"

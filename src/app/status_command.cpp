@@ -5,6 +5,7 @@
 #include "app/exit_code.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
+#include "os/clock.hpp"
 #include "report/status_json.hpp"
 #include "report/status_table.hpp"
 #include "slurm/allocation.hpp"
@@ -94,12 +95,6 @@ term::Printer stdout_printer(const ProcessEnvironment& env) {
     return {stdout, term::color_allowed(env.get("NO_COLOR"), env.get("TERM"))};
 }
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string format_interval(std::chrono::milliseconds interval) {
     return interval.count() % 1000 == 0 ? fmt::format("{}s", interval.count() / 1000)
                                         : fmt::format("{}ms", interval.count());
@@ -144,7 +139,7 @@ Result<std::string> render(const nvml::Nvml& nvml,
             allocation ? slurm::allocation_json(*allocation, *machine) : nlohmann::json(nullptr);
         return doc.dump(2) + "\n";
     }
-    return report::status_table(*machine, view->claims, view->queue, unix_now(), style) +
+    return report::status_table(*machine, view->claims, view->queue, now_unix(), style) +
            (allocation ? slurm::allocation_text(*allocation, *machine) : std::string());
 }
 
@@ -165,7 +160,7 @@ Result<int> watch(const nvml::Nvml& nvml,
     const term::HiddenCursor cursor(printer);
     std::string board = std::move(*first);
     for (;;) {
-        printer.redraw_screen(watch_header(interval, unix_now(), style) + board);
+        printer.redraw_screen(watch_header(interval, now_unix(), style) + board);
         if ((signals.sleep(interval) & watch_stop) != 0) {
             return exit_ok;
         }

@@ -2,7 +2,7 @@
 // deadline, so that a broken implementation fails a test instead of hanging it.
 #pragma once
 
-#include "util/fd.hpp"
+#include "os/fd.hpp"
 
 #include <gtest/gtest.h>
 
