@@ -15,6 +15,8 @@ namespace withgpu::nvml {
 // loader search, so LD_LIBRARY_PATH works (and selects the simulator in tests).
 inline constexpr const char* default_library = "libnvidia-ml.so.1";
 
+class Library; // library.hpp, internal to nvml/
+
 // An initialised NVML session: dlopen + nvmlInit on open, nvmlShutdown + dlclose
 // on destruction. Move-only. Open it once per process and take many snapshots.
 class Nvml {
@@ -38,9 +40,8 @@ class Nvml {
     [[nodiscard]] const std::string& library() const;
 
   private:
-    struct Impl;
-    explicit Nvml(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> m_impl;
+    explicit Nvml(std::unique_ptr<Library> library);
+    std::unique_ptr<Library> m_library;
 };
 
 } // namespace withgpu::nvml
