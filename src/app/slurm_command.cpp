@@ -3,6 +3,7 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
+#include "app/machine.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "os/clock.hpp"
@@ -368,7 +369,7 @@ Result<int> slurm_gres_conf_command(const cli::Options& options) {
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
-    auto machine = nvml->snapshot();
+    auto machine = read_machine(*nvml);
     if (!machine) {
         return tl::unexpected(machine.error());
     }
@@ -403,7 +404,7 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
         if (!nvml) {
             return tl::unexpected(nvml.error());
         }
-        auto machine = nvml->snapshot();
+        auto machine = read_machine(*nvml);
         if (!machine) {
             return tl::unexpected(machine.error());
         }
@@ -521,7 +522,7 @@ Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvir
         if (!nvml) {
             return tl::unexpected(nvml.error());
         }
-        auto machine = nvml->snapshot();
+        auto machine = read_machine(*nvml);
         if (!machine) {
             return tl::unexpected(machine.error());
         }

@@ -3,6 +3,7 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
+#include "app/machine.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "os/clock.hpp"
@@ -124,7 +125,7 @@ Result<std::string> render(const nvml::Nvml& nvml,
                            const report::Style& style,
                            const std::optional<slurm::Allocation>& allocation,
                            Notes& notes) {
-    auto machine = nvml.snapshot();
+    auto machine = read_machine(nvml);
     if (!machine) {
         return tl::unexpected(machine.error());
     }

@@ -33,7 +33,8 @@ class Nvml {
     // Reads every GPU. A GPU that fails (GPU_IS_LOST, NO_PERMISSION on its handle, ...) is
     // returned with `error` set and the rest of its fields as far as they could be read;
     // it never fails the whole snapshot. Only a failure to count devices is an Error.
-    // Processes carry user and command from /proc where visible.
+    // Processes carry what NVML knows (pid, kind, memory); user and command are left for the
+    // caller to find in /proc (app::read_machine).
     [[nodiscard]] Result<gpu::MachineSnapshot> snapshot() const;
 
     // The path or name that was loaded, for messages.

@@ -1,7 +1,6 @@
 #include "nvml/snapshot_reader.hpp"
 
 #include "nvml/processes.hpp"
-#include "procfs/process_info.hpp"
 
 #include <fmt/format.h>
 
@@ -207,12 +206,6 @@ class GpuReader {
         if (!found.processes) {
             usable(found.failure);
             return;
-        }
-        for (gpu::Process& process : *found.processes) {
-            procfs::ProcessDetails details =
-                procfs::read_process_details(static_cast<pid_t>(process.pid));
-            process.user = std::move(details.user);
-            process.command = std::move(details.command);
         }
         m_gpu.processes = std::move(found.processes);
     }
