@@ -28,9 +28,10 @@ namespace withgpu::app {
 
 namespace {
 
-// What the watch handlers tell the loop. The one mutable global of this file: a signal
-// handler can reach nothing else. Bits are set by the handlers (which block every other
-// signal while they run) and read and cleared by the loop only while the signals are blocked.
+// What the watch handlers tell the loop: global, because a signal handler can reach nothing
+// else (ARCHITECTURE.md lists every global). Bits are set by the handlers (which block every
+// other signal while they run) and read and cleared by the loop only while the signals are
+// blocked.
 constexpr sig_atomic_t watch_stop = 1;
 constexpr sig_atomic_t watch_resize = 2;
 volatile sig_atomic_t g_watch_events = 0; // NOLINT: written by signal handlers
