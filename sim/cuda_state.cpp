@@ -1,5 +1,7 @@
 #include "cuda_state.hpp"
 
+#include "os/errno_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -16,7 +18,6 @@
 #include <sstream>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace withgpu::sim {
@@ -25,10 +26,6 @@ namespace {
 using nlohmann::json;
 
 constexpr unsigned long long mib = 1024ULL * 1024ULL;
-
-std::string errno_text(int error) {
-    return std::system_category().message(error);
-}
 
 bool parse_hex_field(std::string_view text, std::size_t max_digits, unsigned int& out) {
     if (text.empty() || text.size() > max_digits) {

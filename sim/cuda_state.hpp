@@ -6,7 +6,7 @@
 #pragma once
 
 #include "machine.hpp"
-#include "util/fd.hpp"
+#include "os/fd.hpp"
 
 #include <map>
 #include <optional>

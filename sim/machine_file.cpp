@@ -1,6 +1,7 @@
 #include "machine_file.hpp"
 
-#include "util/fd.hpp"
+#include "os/errno_text.hpp"
+#include "os/fd.hpp"
 
 #include <array>
 #include <cerrno>
@@ -8,7 +9,6 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace withgpu::sim {
@@ -16,10 +16,6 @@ namespace {
 
 FileIdentity identity_of(const struct stat& st) {
     return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
-}
-
-std::string errno_text(int error) {
-    return std::system_category().message(error);
 }
 
 const char* machine_path_from_environment() {

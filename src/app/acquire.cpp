@@ -1,8 +1,10 @@
 #include "app/acquire.hpp"
 
 #include "app/common.hpp"
+#include "app/machine.hpp"
 #include "app/wait_signals.hpp"
 #include "lock/queue_files.hpp"
+#include "os/clock.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
 #include "report/waiting_report.hpp"
@@ -179,7 +181,7 @@ Result<gpu::MachineSnapshot>
 snapshot_with_retries(const nvml::Nvml& nvml, std::chrono::milliseconds poll, Progress& progress) {
     auto delay = poll;
     for (unsigned attempt = 1;; ++attempt) {
-        auto fresh = nvml.snapshot();
+        auto fresh = read_machine(nvml);
         if (fresh) {
             return fresh;
         }

@@ -5,13 +5,13 @@
 #include "cli/options.hpp"
 #include "config/paths.hpp"
 #include "config/resolve.hpp"
-#include "util/fd.hpp"
+#include "os/errno_text.hpp"
+#include "os/fd.hpp"
 
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <fcntl.h>
 #include <map>
 #include <sys/stat.h>
@@ -63,11 +63,11 @@ Result<std::optional<config::ConfigFile>> read_config_file(const std::string& pa
         if (error == ENOENT || error == ENOTDIR) {
             return std::optional<config::ConfigFile>{};
         }
-        return cannot_read(std::strerror(error));
+        return cannot_read(errno_text(error));
     }
     struct stat info {};
     if (::fstat(fd.get(), &info) != 0) {
-        return cannot_read(std::strerror(errno));
+        return cannot_read(errno_text(errno));
     }
     if (S_ISDIR(info.st_mode)) {
         return cannot_read("it is a directory");
@@ -91,7 +91,7 @@ Result<std::optional<config::ConfigFile>> read_config_file(const std::string& pa
             continue;
         }
         if (n < 0) {
-            return cannot_read(std::strerror(errno));
+            return cannot_read(errno_text(errno));
         }
         if (n == 0) {
             break;

@@ -4,8 +4,10 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
+#include "app/machine.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
+#include "os/clock.hpp"
 #include "procfs/process_info.hpp"
 #include "report/decision_report.hpp"
 #include "run/command.hpp"
@@ -126,7 +128,7 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
         if (!nvml) {
             return tl::unexpected(nvml.error());
         }
-        auto machine = nvml->snapshot();
+        auto machine = read_machine(*nvml);
         if (!machine) {
             return tl::unexpected(machine.error());
         }

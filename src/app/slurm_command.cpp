@@ -3,12 +3,15 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
+#include "app/machine.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
+#include "os/clock.hpp"
+#include "os/errno_text.hpp"
+#include "os/fd.hpp"
 #include "procfs/process_info.hpp"
 #include "slurm/allocation.hpp"
 #include "slurm/gres_conf.hpp"
-#include "util/fd.hpp"
 
 #include <fmt/format.h>
 
@@ -16,7 +19,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
@@ -367,7 +369,7 @@ Result<int> slurm_gres_conf_command(const cli::Options& options) {
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
-    auto machine = nvml->snapshot();
+    auto machine = read_machine(*nvml);
     if (!machine) {
         return tl::unexpected(machine.error());
     }
@@ -402,7 +404,7 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
         if (!nvml) {
             return tl::unexpected(nvml.error());
         }
-        auto machine = nvml->snapshot();
+        auto machine = read_machine(*nvml);
         if (!machine) {
             return tl::unexpected(machine.error());
         }
@@ -455,13 +457,13 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
 
     std::array<int, 2> ready_pipe{};
     if (::pipe2(ready_pipe.data(), O_CLOEXEC) != 0) {
-        return fail(ErrorKind::environment, fmt::format("pipe failed: {}", std::strerror(errno)));
+        return fail(ErrorKind::environment, fmt::format("pipe failed: {}", errno_text(errno)));
     }
     Fd ready_read(ready_pipe[0]);
     Fd ready_write(ready_pipe[1]);
     const pid_t child = ::fork();
     if (child < 0) {
-        return fail(ErrorKind::environment, fmt::format("fork failed: {}", std::strerror(errno)));
+        return fail(ErrorKind::environment, fmt::format("fork failed: {}", errno_text(errno)));
     }
     if (child == 0) {
         // The holder: its own session (slurmd's signals to the prolog do not reach it), no
@@ -520,7 +522,7 @@ Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvir
         if (!nvml) {
             return tl::unexpected(nvml.error());
         }
-        auto machine = nvml->snapshot();
+        auto machine = read_machine(*nvml);
         if (!machine) {
             return tl::unexpected(machine.error());
         }

@@ -3,8 +3,10 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
+#include "app/machine.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
+#include "os/clock.hpp"
 #include "report/status_json.hpp"
 #include "report/status_table.hpp"
 #include "slurm/allocation.hpp"
@@ -26,9 +28,10 @@ namespace withgpu::app {
 
 namespace {
 
-// What the watch handlers tell the loop. The one mutable global of this file: a signal
-// handler can reach nothing else. Bits are set by the handlers (which block every other
-// signal while they run) and read and cleared by the loop only while the signals are blocked.
+// What the watch handlers tell the loop: global, because a signal handler can reach nothing
+// else (ARCHITECTURE.md lists every global). Bits are set by the handlers (which block every
+// other signal while they run) and read and cleared by the loop only while the signals are
+// blocked.
 constexpr sig_atomic_t watch_stop = 1;
 constexpr sig_atomic_t watch_resize = 2;
 volatile sig_atomic_t g_watch_events = 0; // NOLINT: written by signal handlers
@@ -94,12 +97,6 @@ term::Printer stdout_printer(const ProcessEnvironment& env) {
     return {stdout, term::color_allowed(env.get("NO_COLOR"), env.get("TERM"))};
 }
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string format_interval(std::chrono::milliseconds interval) {
     return interval.count() % 1000 == 0 ? fmt::format("{}s", interval.count() / 1000)
                                         : fmt::format("{}ms", interval.count());
@@ -129,7 +126,7 @@ Result<std::string> render(const nvml::Nvml& nvml,
                            const report::Style& style,
                            const std::optional<slurm::Allocation>& allocation,
                            Notes& notes) {
-    auto machine = nvml.snapshot();
+    auto machine = read_machine(nvml);
     if (!machine) {
         return tl::unexpected(machine.error());
     }
@@ -144,7 +141,7 @@ Result<std::string> render(const nvml::Nvml& nvml,
             allocation ? slurm::allocation_json(*allocation, *machine) : nlohmann::json(nullptr);
         return doc.dump(2) + "\n";
     }
-    return report::status_table(*machine, view->claims, view->queue, unix_now(), style) +
+    return report::status_table(*machine, view->claims, view->queue, now_unix(), style) +
            (allocation ? slurm::allocation_text(*allocation, *machine) : std::string());
 }
 
@@ -165,7 +162,7 @@ Result<int> watch(const nvml::Nvml& nvml,
     const term::HiddenCursor cursor(printer);
     std::string board = std::move(*first);
     for (;;) {
-        printer.redraw_screen(watch_header(interval, unix_now(), style) + board);
+        printer.redraw_screen(watch_header(interval, now_unix(), style) + board);
         if ((signals.sleep(interval) & watch_stop) != 0) {
             return exit_ok;
         }

@@ -1,5 +1,7 @@
 #include "app/wait_signals.hpp"
 
+#include "app/exit_code.hpp"
+
 #include <algorithm>
 #include <array>
 #include <csignal>
@@ -14,9 +16,9 @@ namespace withgpu::app {
 
 namespace {
 
-// The state the handlers read. Signal handlers can only reach globals; this is the one
-// place in app/ that has them (docs/design/queue.md). Written only while the handlers
-// cannot run (ALRM/INT... blocked) or as single sig_atomic_t stores.
+// The state the handlers read: global, because a signal handler can reach nothing else
+// (ARCHITECTURE.md lists every global). Written only while the handlers cannot run
+// (ALRM/INT... blocked) or as single sig_atomic_t stores.
 struct HandlerState {
     volatile sig_atomic_t ticket_armed = 0;
     int dir_fd = -1;
@@ -64,7 +66,7 @@ void on_alarm(int /*sig*/) {
     if (deadline_passed()) {
         remove_ticket();
         (void)!::write(STDERR_FILENO, g_state.timeout_message.data(), g_state.timeout_message_size);
-        ::_exit(124);
+        ::_exit(exit_timeout);
     }
     // Otherwise the signal has done its work: it ended the blocking wait it arrived in.
 }

@@ -1,5 +1,7 @@
 #include "core/wait.hpp"
 
+#include "os/clock.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <limits>
@@ -15,11 +17,7 @@ class SystemClock final : public Clock {
     [[nodiscard]] std::chrono::steady_clock::time_point now() const override {
         return std::chrono::steady_clock::now();
     }
-    [[nodiscard]] std::int64_t unix_now() const override {
-        return std::chrono::duration_cast<std::chrono::seconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    }
+    [[nodiscard]] std::int64_t unix_now() const override { return now_unix(); }
 };
 
 // poll()'s timeout: rounded up, so that a wait never ends before `until`; capped to an int.

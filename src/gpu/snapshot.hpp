@@ -16,8 +16,9 @@ struct Process {
     unsigned pid = 0;
     Kind kind = Kind::compute;
     std::optional<std::uint64_t> used_memory_bytes; // NVML may not report it
-    std::optional<std::string> user;                // from /proc, when visible
-    std::optional<std::string> command;             // from /proc/<pid>/cmdline, when visible
+    // Not NVML's to know: app/ adds them from /proc, when the process is visible there.
+    std::optional<std::string> user;    // the owner's name
+    std::optional<std::string> command; // from /proc/<pid>/cmdline
 };
 
 struct GpuSnapshot {

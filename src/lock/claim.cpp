@@ -1,6 +1,7 @@
 #include "lock/claim.hpp"
 
 #include "lock/lock_file.hpp"
+#include "os/errno_text.hpp"
 #include "util/text.hpp"
 
 #include <fmt/format.h>
@@ -45,9 +46,8 @@ Result<void> check_uuid(const std::string& uuid) {
 }
 
 Error io_error(const std::string& file, const char* call, int err) {
-    return Error{ErrorKind::environment,
-                 fmt::format("{}({}) failed: {}", call, file, detail::errno_text(err)),
-                 {}};
+    return Error{
+        ErrorKind::environment, fmt::format("{}({}) failed: {}", call, file, errno_text(err)), {}};
 }
 
 gpu::ClaimHolder read_holder(int fd);
@@ -170,14 +170,14 @@ Inspection inspect(const LockDir& dir, const ClaimFile& f, unsigned me) {
                                     "{}); it counts as claimed",
                                     f.uuid,
                                     file,
-                                    detail::errno_text(err));
+                                    errno_text(err));
             return seen;
         }
-        return odd(fmt::format("not readable ({})", detail::errno_text(err)));
+        return odd(fmt::format("not readable ({})", errno_text(err)));
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
-        return odd(fmt::format("not inspectable ({})", detail::errno_text(errno)));
+        return odd(fmt::format("not inspectable ({})", errno_text(errno)));
     }
     if (!S_ISREG(st.st_mode)) {
         return odd(file_type_text(st.st_mode));
@@ -198,7 +198,7 @@ Inspection inspect(const LockDir& dir, const ClaimFile& f, unsigned me) {
                                 "it counts as claimed",
                                 f.uuid,
                                 file,
-                                detail::errno_text(err));
+                                errno_text(err));
     }
     return seen;
 }
@@ -439,7 +439,7 @@ Result<DecisionLock> DecisionLock::acquire(const LockDir& dir, Mode mode, bool c
             }
             note = fmt::format("ignoring {}: it is not a regular file", file);
         } else {
-            note = fmt::format("ignoring {}: {}", file, detail::errno_text(errno));
+            note = fmt::format("ignoring {}: {}", file, errno_text(errno));
         }
         return DecisionLock(Fd{}, std::move(note));
     }

@@ -5,8 +5,8 @@
 
 #include "gpu/claim.hpp"
 #include "lock/lock_dir.hpp"
+#include "os/fd.hpp"
 #include "util/error.hpp"
-#include "util/fd.hpp"
 
 #include <optional>
 #include <string>

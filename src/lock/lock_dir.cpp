@@ -1,6 +1,7 @@
 #include "lock/lock_dir.hpp"
 
 #include "lock/lock_file.hpp"
+#include "os/errno_text.hpp"
 
 #include <fmt/format.h>
 
@@ -57,7 +58,7 @@ explain_open_failure(const std::string& path, int parent, const std::string& nam
                "--lock-dir";
     }
     return fail(ErrorKind::environment,
-                fmt::format("cannot open lock directory {}: {}", path, detail::errno_text(err)),
+                fmt::format("cannot open lock directory {}: {}", path, errno_text(err)),
                 std::move(hint));
 }
 
@@ -125,9 +126,8 @@ Result<Parent> open_parent(const std::string& path) {
     }
     Fd current(::open(path.front() == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!current) {
-        return fail(
-            ErrorKind::environment,
-            fmt::format("cannot open lock directory {}: {}", path, detail::errno_text(errno)));
+        return fail(ErrorKind::environment,
+                    fmt::format("cannot open lock directory {}: {}", path, errno_text(errno)));
     }
     if (parts.empty()) {
         return Parent{std::move(current), "."};
@@ -156,14 +156,13 @@ Result<Parent> open_parent(const std::string& path) {
                 next.reset(::openat(current.get(), part.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
             }
             if (!next) {
-                return fail(ErrorKind::environment,
-                            fmt::format("cannot open lock directory {}: {}: {}",
-                                        path,
-                                        walked,
-                                        detail::errno_text(err)),
-                            err == ENOENT ? "create its parent directory first, or choose "
-                                            "another --lock-dir"
-                                          : "");
+                return fail(
+                    ErrorKind::environment,
+                    fmt::format(
+                        "cannot open lock directory {}: {}: {}", path, walked, errno_text(err)),
+                    err == ENOENT ? "create its parent directory first, or choose "
+                                    "another --lock-dir"
+                                  : "");
             }
         }
         current = std::move(next);
@@ -194,7 +193,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
             return fail(ErrorKind::environment,
                         fmt::format("cannot create lock directory {}: mkdir failed: {}",
                                     path,
-                                    detail::errno_text(err)),
+                                    errno_text(err)),
                         err == ENOENT ? "create its parent directory first, or choose another "
                                         "--lock-dir"
                                       : "choose another --lock-dir (or WITH_GPU_LOCK_DIR)");
@@ -210,7 +209,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
                     return fail(ErrorKind::environment,
                                 fmt::format("cannot chmod 1777 lock directory {}: {}",
                                             path,
-                                            detail::errno_text(errno)),
+                                            errno_text(errno)),
                                 "choose another --lock-dir");
                 }
             }
@@ -222,9 +221,8 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
 
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
-        return fail(
-            ErrorKind::environment,
-            fmt::format("cannot stat lock directory {}: {}", path, detail::errno_text(errno)));
+        return fail(ErrorKind::environment,
+                    fmt::format("cannot stat lock directory {}: {}", path, errno_text(errno)));
     }
     if (!S_ISDIR(st.st_mode)) {
         return fail(ErrorKind::environment,
@@ -235,10 +233,9 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
         return tl::unexpected(std::move(safe.error()));
     }
     if (::faccessat(fd.get(), ".", X_OK, AT_EACCESS) != 0) {
-        return fail(
-            ErrorKind::environment,
-            fmt::format("cannot use lock directory {}: {}", path, detail::errno_text(errno)),
-            other_dir_hint(path));
+        return fail(ErrorKind::environment,
+                    fmt::format("cannot use lock directory {}: {}", path, errno_text(errno)),
+                    other_dir_hint(path));
     }
     return LockDir(path, std::move(fd));
 }

@@ -3,8 +3,8 @@
 #pragma once
 
 #include "gpu/claim.hpp"
+#include "os/fd.hpp"
 #include "util/error.hpp"
-#include "util/fd.hpp"
 
 #include <string>
 

@@ -1,14 +1,14 @@
 #include "lock/lock_file.hpp"
 
+#include "os/errno_text.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace withgpu::lock::detail {
@@ -33,15 +33,6 @@ Error open_failed(const std::string& file, const char* call, int err) {
 }
 
 } // namespace
-
-std::string errno_text(int err) {
-    const char* name = ::strerrorname_np(err);
-    std::string text = std::system_category().message(err);
-    if (name != nullptr) {
-        text += fmt::format(" ({})", name);
-    }
-    return text;
-}
 
 Error tampered_lock_file(const std::string& file, const std::string& what) {
     return Error{ErrorKind::environment,

@@ -3,8 +3,8 @@
 #pragma once
 
 #include "lock/lock_dir.hpp"
+#include "os/fd.hpp"
 #include "util/error.hpp"
-#include "util/fd.hpp"
 
 #include <fcntl.h>
 #include <string>
@@ -32,9 +32,6 @@ struct OpenedLockFile {
 
 // flock(2) retried on EINTR; returns 0 or the errno value.
 [[nodiscard]] int flock_no_eintr(int fd, int operation) noexcept;
-
-// "Permission denied (EACCES)": errno text for messages.
-[[nodiscard]] std::string errno_text(int err);
 
 // The hint for a lock file that is a symlink or not a regular file.
 [[nodiscard]] Error tampered_lock_file(const std::string& file, const std::string& what);

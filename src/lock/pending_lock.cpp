@@ -1,11 +1,12 @@
 #include "lock/pending_lock.hpp"
 
+#include "os/errno_text.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -37,7 +38,7 @@ int flock_retrying(int fd, int operation) noexcept {
 
 Error flock_error(int err) {
     return Error{ErrorKind::environment,
-                 fmt::format("flock failed: {}", std::strerror(err)),
+                 fmt::format("flock failed: {}", errno_text(err)),
                  "the lock directory must be on a local file system"};
 }
 

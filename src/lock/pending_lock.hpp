@@ -5,8 +5,8 @@
 // does, and give up at a deadline or on Ctrl-C.
 #pragma once
 
+#include "os/fd.hpp"
 #include "util/error.hpp"
-#include "util/fd.hpp"
 
 #include <memory>
 

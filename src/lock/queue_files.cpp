@@ -1,6 +1,7 @@
 #include "lock/queue_files.hpp"
 
 #include "lock/lock_file.hpp"
+#include "os/errno_text.hpp"
 
 #include <fmt/format.h>
 
@@ -25,10 +26,9 @@ constexpr std::size_t max_ticket_bytes = 64 * 1024;
 constexpr std::chrono::milliseconds degraded_interval{200};
 
 Error io_error(const LockDir& dir, const std::string& name, const char* call, int err) {
-    return Error{
-        ErrorKind::environment,
-        fmt::format("{}({}/{}) failed: {}", call, dir.path(), name, detail::errno_text(err)),
-        "check the lock directory's permissions, or choose another --lock-dir"};
+    return Error{ErrorKind::environment,
+                 fmt::format("{}({}/{}) failed: {}", call, dir.path(), name, errno_text(err)),
+                 "check the lock directory's permissions, or choose another --lock-dir"};
 }
 
 // The seq in "queue-<20 digits>.ticket" within [1, max_ticket_seq], or nothing: any other
@@ -84,7 +84,7 @@ Fd open_ticket(const LockDir& dir, const std::string& name, std::string* why = n
             return Fd{};
         }
         return refuse(err == ELOOP ? std::string("a symbolic link")
-                                   : fmt::format("not readable ({})", detail::errno_text(err)));
+                                   : fmt::format("not readable ({})", errno_text(err)));
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -6,8 +6,8 @@
 #pragma once
 
 #include "lock/lock_dir.hpp"
+#include "os/fd.hpp"
 #include "util/error.hpp"
-#include "util/fd.hpp"
 
 #include <chrono>
 #include <cstdint>

@@ -15,6 +15,8 @@ namespace withgpu::nvml {
 // loader search, so LD_LIBRARY_PATH works (and selects the simulator in tests).
 inline constexpr const char* default_library = "libnvidia-ml.so.1";
 
+class Library; // library.hpp, internal to nvml/
+
 // An initialised NVML session: dlopen + nvmlInit on open, nvmlShutdown + dlclose
 // on destruction. Move-only. Open it once per process and take many snapshots.
 class Nvml {
@@ -31,16 +33,16 @@ class Nvml {
     // Reads every GPU. A GPU that fails (GPU_IS_LOST, NO_PERMISSION on its handle, ...) is
     // returned with `error` set and the rest of its fields as far as they could be read;
     // it never fails the whole snapshot. Only a failure to count devices is an Error.
-    // Processes carry user and command from /proc where visible.
+    // Processes carry what NVML knows (pid, kind, memory); user and command are left for the
+    // caller to find in /proc (app::read_machine).
     [[nodiscard]] Result<gpu::MachineSnapshot> snapshot() const;
 
     // The path or name that was loaded, for messages.
     [[nodiscard]] const std::string& library() const;
 
   private:
-    struct Impl;
-    explicit Nvml(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> m_impl;
+    explicit Nvml(std::unique_ptr<Library> library);
+    std::unique_ptr<Library> m_library;
 };
 
 } // namespace withgpu::nvml

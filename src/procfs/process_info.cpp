@@ -1,6 +1,6 @@
 #include "procfs/process_info.hpp"
 
-#include "util/fd.hpp"
+#include "os/fd.hpp"
 
 #include <fmt/format.h>
 

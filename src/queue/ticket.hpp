@@ -19,9 +19,12 @@ struct Ticket {
     std::string command;
     std::int64_t since_unix = 0;
     selection::Request request; // what it waits for, so others can tell which GPUs it wants
+
+    friend bool operator==(const Ticket&, const Ticket&) = default;
 };
 
-// One line of JSON.
+// One line of JSON. Everything but request.banned, whose GPUs are in request.exclude too: it
+// only words the waiter's own reasons.
 [[nodiscard]] std::string encode(const Ticket& ticket);
 
 // ErrorKind::environment for anything that is not a ticket written by encode().

@@ -1,5 +1,6 @@
 #include "run/command.hpp"
 
+#include "os/errno_text.hpp"
 #include "run/signal_forwarder.hpp"
 
 #include <fmt/format.h>
@@ -8,7 +9,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <fcntl.h>
 #include <iostream>
 #include <pthread.h>
@@ -25,10 +25,6 @@ namespace withgpu::run {
 namespace {
 
 constexpr std::string_view k_default_path = "/usr/local/bin:/usr/bin:/bin";
-
-std::string errno_text(int error) {
-    return std::strerror(error);
-}
 
 std::string display_name(const std::string& name) {
     return name.empty() ? std::string("''") : name;

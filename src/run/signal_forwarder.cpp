@@ -9,9 +9,9 @@ namespace withgpu::run {
 
 namespace {
 
-// The one piece of global mutable state the project allows: a signal handler cannot reach an
-// object, so the pid of the running command lives here (0: none). Written only with the
-// forwarded signals blocked; read by the handler.
+// The pid of the running command (0: none): global, because a signal handler cannot reach an
+// object (ARCHITECTURE.md lists every global). Written only with the forwarded signals
+// blocked; read by the handler.
 std::atomic<pid_t> g_child{0};
 static_assert(std::atomic<pid_t>::is_always_lock_free,
               "the signal handler may only use a lock-free atomic");

@@ -1,5 +1,6 @@
 #include "selection/gpu_ref.hpp"
 
+#include "util/strings.hpp"
 #include "util/text.hpp"
 
 #include <fmt/format.h>
@@ -14,54 +15,11 @@
 namespace withgpu::selection {
 namespace {
 
-bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 bool is_hex(char c) {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-char to_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-char to_upper(char c) {
-    return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-}
-
-std::string_view trim(std::string_view text) {
-    while (!text.empty() && is_space(text.front())) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && is_space(text.back())) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
-
-bool istarts_with(std::string_view text, std::string_view prefix) {
-    if (text.size() < prefix.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-        if (to_lower(text[i]) != to_lower(prefix[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool icontains(std::string_view haystack, std::string_view needle) {
-    if (needle.size() > haystack.size()) {
-        return false;
-    }
-    for (std::size_t start = 0; start + needle.size() <= haystack.size(); ++start) {
-        if (istarts_with(haystack.substr(start), needle)) {
-            return true;
-        }
-    }
-    return false;
 }
 
 std::vector<std::string_view> split(std::string_view text, char separator) {
@@ -96,7 +54,7 @@ std::optional<unsigned> parse_index(std::string_view text) {
 
 // "GPU-" followed by at least one hex digit or dash: a full UUID or a prefix of one.
 bool is_uuid_ref(std::string_view text) {
-    if (!istarts_with(text, "GPU-") || text.size() == 4) {
+    if (!text::istarts_with(text, "GPU-") || text.size() == 4) {
         return false;
     }
     for (const char c : text.substr(4)) {
@@ -114,14 +72,6 @@ bool all_hex(std::string_view text) {
         }
     }
     return true;
-}
-
-std::string upper(std::string_view text) {
-    std::string result(text);
-    for (char& c : result) {
-        c = to_upper(c);
-    }
-    return result;
 }
 
 // "[domain:]bus:device.function" -> "DDDDDDDD:BB:DD.F"; nullopt when it is not a bus id.
@@ -151,8 +101,11 @@ std::optional<std::string> normalise_bus_id(std::string_view text) {
         !all_hex(function)) {
         return std::nullopt;
     }
-    return fmt::format(
-        "{:0>8}:{}:{}.{}", upper(domain), upper(bus), upper(device), upper(function));
+    return fmt::format("{:0>8}:{}:{}.{}",
+                       text::to_upper(domain),
+                       text::to_upper(bus),
+                       text::to_upper(device),
+                       text::to_upper(function));
 }
 
 std::string accepted_forms(bool allow_names) {
@@ -178,14 +131,14 @@ Result<GpuRef> parse_item(std::string_view item,
         ref.key = ref.text;
         return ref;
     }
-    if (istarts_with(item, "name:")) {
+    if (text::istarts_with(item, "name:")) {
         if (!allow_names) {
             return fail(
                 ErrorKind::usage,
                 fmt::format("{} \"{}\": name: is only valid in --exclude", option_name, item),
                 accepted_forms(false));
         }
-        const std::string_view substring = trim(item.substr(5));
+        const std::string_view substring = text::trim(item.substr(5));
         if (substring.empty()) {
             return fail(ErrorKind::usage,
                         fmt::format("{} \"{}\": name: needs a part of the model name after it",
@@ -197,7 +150,7 @@ Result<GpuRef> parse_item(std::string_view item,
         ref.key = std::string(substring);
         return ref;
     }
-    if (istarts_with(item, "MIG-")) {
+    if (text::istarts_with(item, "MIG-")) {
         return fail(ErrorKind::usage,
                     fmt::format("{} \"{}\": MIG devices are not supported yet", option_name, item),
                     "name the whole GPU by index, UUID (GPU-...) or PCI bus id");
@@ -226,7 +179,7 @@ Result<std::vector<GpuRef>>
 parse_gpu_list(std::string_view text, std::string_view option_name, bool allow_names) {
     std::vector<GpuRef> refs;
     for (const std::string_view raw : split(text, ',')) {
-        auto ref = parse_item(trim(raw), text, option_name, allow_names);
+        auto ref = parse_item(text::trim(raw), text, option_name, allow_names);
         if (!ref) {
             return tl::unexpected(std::move(ref.error()));
         }
@@ -240,13 +193,13 @@ bool matches(const GpuRef& ref, const gpu::GpuSnapshot& gpu) {
     case GpuRef::Kind::index:
         return gpu.index == ref.index;
     case GpuRef::Kind::uuid:
-        return !gpu.uuid.empty() && istarts_with(gpu.uuid, ref.key);
+        return !gpu.uuid.empty() && text::istarts_with(gpu.uuid, ref.key);
     case GpuRef::Kind::pci_bus_id: {
         const auto normalised = normalise_bus_id(gpu.pci_bus_id);
-        return normalised ? *normalised == ref.key : upper(gpu.pci_bus_id) == ref.key;
+        return normalised ? *normalised == ref.key : text::to_upper(gpu.pci_bus_id) == ref.key;
     }
     case GpuRef::Kind::name_substring:
-        return icontains(gpu.name, ref.key);
+        return text::icontains(gpu.name, ref.key);
     case GpuRef::Kind::minor_number:
         return gpu.minor_number && *gpu.minor_number == ref.index;
     }
@@ -285,13 +238,13 @@ Result<VisibleDevices> parse_cuda_visible_devices(const std::optional<std::strin
     }
     visible.restricted = true;
     visible.original = *value;
-    const std::string_view text = trim(*value);
+    const std::string_view text = text::trim(*value);
     if (text.empty() || text == "NoDevFiles") {
         return visible;
     }
     for (const std::string_view raw : split(text, ',')) {
-        const std::string_view item = trim(raw);
-        if (istarts_with(item, "MIG-")) {
+        const std::string_view item = text::trim(raw);
+        if (text::istarts_with(item, "MIG-")) {
             return fail(ErrorKind::environment,
                         fmt::format("CUDA_VISIBLE_DEVICES names a MIG device; with-gpu does not "
                                     "support MIG yet (CUDA_VISIBLE_DEVICES={})",

@@ -23,6 +23,8 @@ struct GpuRef {
     // For pci_bus_id: normalised to "DDDDDDDD:BB:DD.F" upper case (domain may be given with 4
     // or 8 digits, or omitted). For name_substring: the substring.
     std::string key;
+
+    friend bool operator==(const GpuRef&, const GpuRef&) = default;
 };
 
 // Parses "0,2", "GPU-8a3f...,00000000:17:00.0", "name:V100" (the last only when
@@ -50,6 +52,8 @@ struct VisibleDevices {
     // The variable that restricts: CUDA_VISIBLE_DEVICES, or inside a SLURM allocation
     // SLURM_STEP_GPUS / SLURM_JOB_GPUS (then `refs` are minor numbers).
     std::string source = "CUDA_VISIBLE_DEVICES";
+
+    friend bool operator==(const VisibleDevices&, const VisibleDevices&) = default;
 };
 
 // Interprets CUDA_VISIBLE_DEVICES as CUDA does: comma-separated NVML indices (CUDA

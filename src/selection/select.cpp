@@ -1,5 +1,6 @@
 #include "selection/select.hpp"
 
+#include "util/strings.hpp"
 #include "util/text.hpp"
 #include "util/units.hpp"
 
@@ -19,18 +20,6 @@ namespace {
 
 // Long command lines would drown the rest of a rejection line.
 constexpr std::size_t max_command_chars = 60;
-
-char to_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool icontains(std::string_view haystack, std::string_view needle) {
-    const auto it = std::search(
-        haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-            return to_lower(a) == to_lower(b);
-        });
-    return it != haystack.end() || needle.empty();
-}
 
 std::string join_refs(const std::vector<GpuRef>& refs) {
     std::string joined;
@@ -121,7 +110,7 @@ void check_identity(const gpu::GpuSnapshot& gpu,
             request.visible.original.empty() ? "\"\"" : text::printable(request.visible.original);
         rejections.push_back({fmt::format("not in {}={}", request.visible.source, shown), true});
     }
-    if (request.gpu_type && request.strict_type && !icontains(gpu.name, *request.gpu_type)) {
+    if (request.gpu_type && request.strict_type && !text::icontains(gpu.name, *request.gpu_type)) {
         rejections.push_back(
             {fmt::format("not a {} (--gpu-type, --strict)", text::printable(*request.gpu_type)),
              true});
@@ -260,7 +249,7 @@ Decision select(const gpu::MachineSnapshot& machine,
         const auto& gpu = machine.gpus[i];
         GpuVerdict verdict;
         verdict.index = gpu.index;
-        verdict.preferred = request.gpu_type && icontains(gpu.name, *request.gpu_type);
+        verdict.preferred = request.gpu_type && text::icontains(gpu.name, *request.gpu_type);
 
         if (gpu.error) {
             verdict.rejections.push_back({text::printable(*gpu.error), true});

@@ -34,6 +34,8 @@ struct Request {
     std::optional<unsigned> max_temperature_c;       // --max-temp
     std::optional<double> max_power_w;               // --max-power
     bool require_idle = false;                       // --require-idle: no process at all
+
+    friend bool operator==(const Request&, const Request&) = default;
 };
 
 // Why one GPU cannot be chosen. `permanent` reasons cannot change while this machine and

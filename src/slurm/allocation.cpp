@@ -1,5 +1,7 @@
 #include "slurm/allocation.hpp"
 
+#include "util/strings.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,20 +12,11 @@
 namespace withgpu::slurm {
 namespace {
 
-std::string_view trim(std::string_view text) {
-    constexpr std::string_view spaces = " \t\r\n";
-    const auto first = text.find_first_not_of(spaces);
-    if (first == std::string_view::npos) {
-        return {};
-    }
-    return text.substr(first, text.find_last_not_of(spaces) - first + 1);
-}
-
 std::vector<std::string_view> split(std::string_view text, char separator) {
     std::vector<std::string_view> items;
     while (true) {
         const auto at = text.find(separator);
-        items.push_back(trim(text.substr(0, at)));
+        items.push_back(text::trim(text.substr(0, at)));
         if (at == std::string_view::npos) {
             return items;
         }
@@ -60,7 +53,7 @@ std::optional<std::string> Allocation::cuda_id_of(unsigned minor_number) const {
 
 Result<std::vector<unsigned>> parse_gpu_ids(std::string_view text, std::string_view name) {
     std::vector<unsigned> ids;
-    text = trim(text);
+    text = text::trim(text);
     if (text.empty()) {
         return ids;
     }
@@ -91,13 +84,13 @@ Result<std::vector<unsigned>> parse_gpu_ids(std::string_view text, std::string_v
 }
 
 Result<std::optional<Allocation>> read_allocation(const Variables& variables) {
-    if (!variables.job_id || trim(*variables.job_id).empty()) {
+    if (!variables.job_id || text::trim(*variables.job_id).empty()) {
         return std::optional<Allocation>();
     }
     Allocation allocation;
-    allocation.job_id = std::string(trim(*variables.job_id));
-    if (variables.step_id && !trim(*variables.step_id).empty()) {
-        allocation.step_id = std::string(trim(*variables.step_id));
+    allocation.job_id = std::string(text::trim(*variables.job_id));
+    if (variables.step_id && !text::trim(*variables.step_id).empty()) {
+        allocation.step_id = std::string(text::trim(*variables.step_id));
     }
     if (variables.step_gpus) {
         allocation.source = "SLURM_STEP_GPUS";
@@ -115,7 +108,7 @@ Result<std::optional<Allocation>> read_allocation(const Variables& variables) {
     }
 
     if (variables.gpus_on_node) {
-        const auto on_node = number(trim(*variables.gpus_on_node));
+        const auto on_node = number(text::trim(*variables.gpus_on_node));
         if (!on_node) {
             return fail(ErrorKind::usage,
                         fmt::format("SLURM_GPUS_ON_NODE=\"{}\" is not a number of GPUs",

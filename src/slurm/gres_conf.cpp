@@ -1,5 +1,7 @@
 #include "slurm/gres_conf.hpp"
 
+#include "util/strings.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,10 +11,6 @@
 namespace withgpu::slurm {
 namespace {
 
-char to_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
@@ -20,10 +18,7 @@ bool starts_with(std::string_view text, std::string_view prefix) {
 } // namespace
 
 std::string gres_type(std::string_view model_name) {
-    std::string lower;
-    for (const char c : model_name) {
-        lower += to_lower(c);
-    }
+    const std::string lower = text::to_lower(model_name);
     std::string_view rest = lower;
     for (const std::string_view vendor : {"nvidia ", "tesla "}) {
         if (starts_with(rest, vendor)) {

@@ -4,10 +4,24 @@
 
 namespace withgpu::text {
 
+namespace {
+
+bool same_ignoring_case(char a, char b) noexcept {
+    return to_lower(a) == to_lower(b);
+}
+
+} // namespace
+
 std::string to_lower(std::string_view text) {
     std::string lower(text);
     std::transform(lower.begin(), lower.end(), lower.begin(), [](char c) { return to_lower(c); });
     return lower;
+}
+
+std::string to_upper(std::string_view text) {
+    std::string upper(text);
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](char c) { return to_upper(c); });
+    return upper;
 }
 
 std::string_view trim(std::string_view text) noexcept {
@@ -18,6 +32,23 @@ std::string_view trim(std::string_view text) noexcept {
     }
     const auto last = text.find_last_not_of(spaces);
     return text.substr(first, last - first + 1);
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), same_ignoring_case);
+}
+
+bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
+    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+bool icontains(std::string_view haystack, std::string_view needle) noexcept {
+    return std::search(haystack.begin(),
+                       haystack.end(),
+                       needle.begin(),
+                       needle.end(),
+                       same_ignoring_case) != haystack.end() ||
+           needle.empty();
 }
 
 std::vector<std::string> split_list(std::string_view text) {

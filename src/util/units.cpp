@@ -1,5 +1,7 @@
 #include "util/units.hpp"
 
+#include "util/strings.hpp"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -17,37 +19,8 @@ namespace {
 constexpr std::string_view size_forms = "2048 (MiB), 20G, 20GiB, 500MB, 1.5T";
 constexpr std::string_view duration_forms = "90 (seconds), 250ms, 30s, 5m, 1.5h";
 
-bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
-}
-
-char to_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string_view trim(std::string_view text) {
-    while (!text.empty() && is_space(text.front())) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && is_space(text.back())) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (to_lower(a[i]) != to_lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
 }
 
 // "12.5 GiB" split into its parts. The integer part is kept exact so that large
@@ -61,7 +34,7 @@ struct Quantity {
 enum class QuantityError { malformed, negative, too_large };
 
 tl::expected<Quantity, QuantityError> split_quantity(std::string_view text) {
-    text = trim(text);
+    text = text::trim(text);
     if (!text.empty() && text.front() == '-') {
         // Only call it negative when a number follows; "-x" is simply malformed.
         const std::string_view rest = text.substr(1);
@@ -111,7 +84,7 @@ tl::expected<Quantity, QuantityError> split_quantity(std::string_view text) {
             return tl::unexpected(QuantityError::malformed);
         }
     }
-    quantity.unit = trim(text.substr(pos));
+    quantity.unit = text::trim(text.substr(pos));
     return quantity;
 }
 
@@ -168,7 +141,7 @@ template <std::size_t N>
 std::optional<std::uint64_t> find_unit(const std::array<UnitEntry, N>& table,
                                        std::string_view unit) {
     for (const auto& entry : table) {
-        if (iequals(entry.name, unit)) {
+        if (text::iequals(entry.name, unit)) {
             return entry.multiplier;
         }
     }
@@ -258,7 +231,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
 }
 
 Result<unsigned> parse_unsigned(std::string_view text, std::string_view what) {
-    const std::string_view trimmed = trim(text);
+    const std::string_view trimmed = text::trim(text);
     bool digits_only = !trimmed.empty();
     for (const char c : trimmed) {
         digits_only = digits_only && is_digit(c);

@@ -1,5 +1,5 @@
 #include "core/wait.hpp"
-#include "util/fd.hpp"
+#include "os/fd.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,10 +2,10 @@
 // children that hold memory until they are killed.
 #pragma once
 
+#include "os/fd.hpp"
 #include "support/machine_file.hpp"
 #include "support/nvml_snapshot.hpp"
 #include "support/temp_dir.hpp"
-#include "util/fd.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -159,7 +159,7 @@ TEST_F(ClaimTest, ClaimLivesInTheExecedJobAndDiesWithIt) {
     const int fd = held->descriptors().at(0);
     wt::Pipe ready;
     wt::Pipe job_stdin;
-    const pid_t job = wt::start_child([&] {
+    const pid_t job = wt::fork_process([&] {
         if (::dup2(ready.write.get(), STDOUT_FILENO) < 0 ||
             ::dup2(job_stdin.read.get(), STDIN_FILENO) < 0 ||
             ::fcntl(fd, F_SETFD, 0) != 0) { // what run/ does for the job
@@ -178,7 +178,7 @@ TEST_F(ClaimTest, ClaimLivesInTheExecedJobAndDiesWithIt) {
     EXPECT_EQ(claims_now({gpu_a}).count(gpu_a), 1U);
 
     ASSERT_EQ(::kill(job, SIGKILL), 0);
-    EXPECT_EQ(wt::wait_for(job), 128 + SIGKILL);
+    EXPECT_EQ(wt::exit_code_of(job), 128 + SIGKILL);
     EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_acquired);
     EXPECT_EQ(claims_now({gpu_a}).count(gpu_a), 0U);
 }
@@ -186,7 +186,7 @@ TEST_F(ClaimTest, ClaimLivesInTheExecedJobAndDiesWithIt) {
 TEST_F(ClaimTest, ClaimEndsWhenTheClaimingProcessIsKilled) {
     wt::Pipe ready;
     wt::Pipe never;
-    const pid_t claimer = wt::start_child([&] {
+    const pid_t claimer = wt::fork_process([&] {
         auto dir_again = LockDir::open(path(), false);
         if (!dir_again) {
             return wt::report_error(dir_again.error());
@@ -204,7 +204,7 @@ TEST_F(ClaimTest, ClaimEndsWhenTheClaimingProcessIsKilled) {
     ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 1), "x");
     EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_busy);
     ASSERT_EQ(::kill(claimer, SIGKILL), 0);
-    EXPECT_EQ(wt::wait_for(claimer), 128 + SIGKILL);
+    EXPECT_EQ(wt::exit_code_of(claimer), 128 + SIGKILL);
     EXPECT_EQ(wt::try_claim_elsewhere(path(), {gpu_a}), wt::child_acquired);
 }
 
@@ -481,7 +481,7 @@ TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
         wt::child_acquired);
     wt::Pipe ready;
     wt::Pipe finish;
-    const pid_t holder = wt::start_child([&] {
+    const pid_t holder = wt::fork_process([&] {
         if (!as(user_b)) {
             return 70;
         }
@@ -513,7 +513,7 @@ TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
     });
     EXPECT_EQ(attack, wt::child_busy);
     finish.write.reset();
-    EXPECT_EQ(wt::wait_for(holder), 0);
+    EXPECT_EQ(wt::exit_code_of(holder), 0);
     EXPECT_EQ(
         wt::run_in_child([&] { return as(user_a) ? wt::try_claim_here(path(), {gpu_a}) : 70; }),
         wt::child_acquired);
@@ -553,7 +553,7 @@ TEST_F(ClaimTest, ConcurrentClaimersNeverOverlap) {
     wt::Pipe start;
     std::vector<pid_t> children;
     for (int p = 0; p < processes; ++p) {
-        children.push_back(wt::start_child([&, p] {
+        children.push_back(wt::fork_process([&, p] {
             start.write.reset();
             char byte = 0;
             static_cast<void>(::read(start.read.get(), &byte, 1));
@@ -612,7 +612,7 @@ TEST_F(ClaimTest, ConcurrentClaimersNeverOverlap) {
     }
     start.write.reset();
     for (const pid_t child : children) {
-        EXPECT_EQ(wt::wait_for(child), 0);
+        EXPECT_EQ(wt::exit_code_of(child), 0);
     }
 
     std::ifstream log(log_path);

@@ -247,7 +247,7 @@ TEST(LockDir, ConcurrentCreatorsAllSucceed) {
     std::vector<pid_t> children;
     testing::Pipe start;
     for (int i = 0; i < 8; ++i) {
-        children.push_back(testing::start_child([&] {
+        children.push_back(testing::fork_process([&] {
             start.write.reset();
             char byte = 0;
             static_cast<void>(::read(start.read.get(), &byte, 1)); // wait for the start
@@ -257,7 +257,7 @@ TEST(LockDir, ConcurrentCreatorsAllSucceed) {
     }
     start.write.reset(); // end of file: everyone starts at once
     for (const pid_t child : children) {
-        EXPECT_EQ(testing::wait_for(child), 0);
+        EXPECT_EQ(testing::exit_code_of(child), 0);
     }
     EXPECT_EQ(mode_of(path), mode_t{01777});
 }

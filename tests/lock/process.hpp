@@ -1,21 +1,18 @@
 // Helpers for lock tests that need other processes: flock claims are per open file, and
 // the interesting properties (exclusion, inheritance, release on death) are across processes.
+// Forking, waiting and pipes are support/process.hpp's.
 #pragma once
 
 #include "lock/claim.hpp"
 #include "lock/lock_dir.hpp"
+#include "support/process.hpp"
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <fcntl.h>
 #include <functional>
 #include <grp.h>
 #include <poll.h>
-#include <stdexcept>
 #include <string>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -33,38 +30,9 @@ inline bool running_as_root() {
     return ::geteuid() == 0;
 }
 
-// waitpid retried on EINTR; returns the exit code, or 128 + signal.
-inline int wait_for(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            throw std::runtime_error("waitpid failed");
-        }
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// Runs `body` in a forked child and returns the pid; the child exits with body's result.
-inline pid_t start_child(const std::function<int()>& body) {
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        throw std::runtime_error("fork failed");
-    }
-    if (pid == 0) {
-        int code = 120;
-        try {
-            code = body();
-        } catch (...) {
-            code = 121;
-        }
-        ::_exit(code);
-    }
-    return pid;
-}
-
+// Runs `body` in a forked child and returns its exit code (or 128 + signal).
 inline int run_in_child(const std::function<int()>& body) {
-    return wait_for(start_child(body));
+    return exit_code_of(fork_process(body));
 }
 
 // Gives up root in a child so that permission checks apply to it.
@@ -94,20 +62,6 @@ inline int try_claim_here(const std::string& dir_path, const std::vector<std::st
 inline int try_claim_elsewhere(const std::string& dir_path, const std::vector<std::string>& uuids) {
     return run_in_child([&] { return try_claim_here(dir_path, uuids); });
 }
-
-// A close-on-exec pipe.
-struct Pipe {
-    Fd read;
-    Fd write;
-    Pipe() {
-        int fds[2] = {-1, -1};
-        if (::pipe2(fds, O_CLOEXEC) != 0) {
-            throw std::runtime_error("pipe2 failed");
-        }
-        read.reset(fds[0]);
-        write.reset(fds[1]);
-    }
-};
 
 // Reads up to `max` bytes, waiting at most `deadline` for the first; returns "" on timeout
 // or end of file. The deadline is generous: it only bounds a test that is already failing.

@@ -14,9 +14,9 @@
 namespace withgpu::lock {
 namespace {
 
-using withgpu::testing::start_child;
+using withgpu::testing::exit_code_of;
+using withgpu::testing::fork_process;
 using withgpu::testing::TempDir;
-using withgpu::testing::wait_for;
 
 class QueueFilesTest : public ::testing::Test {
   protected:
@@ -61,7 +61,7 @@ TEST_F(QueueFilesTest, LeavingRemovesTheFile) {
 TEST_F(QueueFilesTest, ADeadWaitersTicketIsRemovedByTheNextReader) {
     int ready[2];
     ASSERT_EQ(::pipe(ready), 0);
-    const pid_t child = start_child([&] {
+    const pid_t child = fork_process([&] {
         auto t = QueueTicket::enter(*m_dir, [](std::uint64_t) { return std::string("x\n"); });
         (void)!::write(ready[1], "r", 1);
         ::pause();
@@ -71,7 +71,7 @@ TEST_F(QueueFilesTest, ADeadWaitersTicketIsRemovedByTheNextReader) {
     ASSERT_EQ(::read(ready[0], &c, 1), 1);
     EXPECT_EQ(read_queue(*m_dir)->size(), 1U); // alive: locked
     ::kill(child, SIGKILL);
-    wait_for(child);
+    exit_code_of(child);
     EXPECT_TRUE(on_disk(1));                  // SIGKILL left the file ...
     EXPECT_TRUE(read_queue(*m_dir)->empty()); // ... but it is recognised as dead ...
     EXPECT_FALSE(on_disk(1));                 // ... and removed
@@ -88,7 +88,7 @@ TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
     int go[2];    // parent -> child
     ASSERT_EQ(::pipe(ready), 0);
     ASSERT_EQ(::pipe(go), 0);
-    const pid_t child = start_child([&] {
+    const pid_t child = fork_process([&] {
         auto t = QueueTicket::enter(*m_dir, [](std::uint64_t) { return std::string("x\n"); });
         (void)!::write(ready[1], "r", 1);
         char c = 0;
@@ -104,7 +104,7 @@ TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
     auto left = wait_for_ticket(*m_dir, 1); // blocks until the child has left
     ASSERT_TRUE(left.has_value());
     EXPECT_TRUE(*left);
-    EXPECT_EQ(wait_for(child), 0);
+    EXPECT_EQ(exit_code_of(child), 0);
     for (int fd : {ready[0], ready[1], go[0], go[1]}) {
         ::close(fd);
     }
@@ -169,7 +169,7 @@ TEST_F(QueueFilesTest, OddlyNamedTicketsAreNoTickets) {
     }
     const Fd held(::open((dir_path / "queue-5.ticket").c_str(), O_RDONLY | O_CLOEXEC));
     ASSERT_TRUE(held);
-    const pid_t holder = start_child([&] { // another process holds it, as a waiter would
+    const pid_t holder = fork_process([&] { // another process holds it, as a waiter would
         if (::flock(held.get(), LOCK_EX) != 0) {
             return 1;
         }
@@ -181,7 +181,7 @@ TEST_F(QueueFilesTest, OddlyNamedTicketsAreNoTickets) {
     EXPECT_TRUE(queue->empty());
     EXPECT_EQ(enter("a\n").seq(), 1U);
     ::kill(holder, SIGKILL);
-    wait_for(holder);
+    exit_code_of(holder);
 }
 
 // Issue 12, item 5: a ticket name taken by a symlink, a FIFO, a directory or an unreadable

@@ -1,5 +1,7 @@
 // The NVML reader against the simulator, loaded by explicit path. Each test writes its own
-// machine file and names it in WITH_GPU_SIM_MACHINE before opening.
+// machine file and names it in WITH_GPU_SIM_MACHINE before opening. One test also joins the
+// processes with /proc as app/ does.
+#include "app/machine.hpp"
 #include "nvml/nvml.hpp"
 #include "procfs/process_info.hpp"
 #include "support/machine_file.hpp"
@@ -352,10 +354,18 @@ TEST_F(NvmlSim, ProcessesCarryUserAndCommandFromProc) {
     const auto self = static_cast<unsigned>(::getpid());
     json gpu = make_gpu(0);
     gpu["processes"] = json::array({make_process(self, 1234)});
-    const auto machine = snapshot_of(make_machine({gpu}));
+    auto machine = snapshot_of(make_machine({gpu}));
     ASSERT_EQ(machine.gpus.size(), 1U);
     const Process* p = find_process(machine.gpus[0], self);
     ASSERT_NE(p, nullptr);
+    // NVML knows the pid; whose it is, is for /proc to say, and app/ joins the two.
+    EXPECT_FALSE(p->user.has_value());
+    EXPECT_FALSE(p->command.has_value());
+
+    app::add_process_details(machine);
+    p = find_process(machine.gpus[0], self);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->used_memory_bytes, 1234 * mib);
     EXPECT_EQ(p->user, procfs::user_name(::getuid()));
     ASSERT_TRUE(p->command.has_value());
     EXPECT_NE(p->command->find("nvml_tests"), std::string::npos) << *p->command;

@@ -92,7 +92,7 @@ TEST(ExitAs, SignalThatDoesNotKillBecomesExitCode) {
 }
 
 TEST(ExitAs, FlushesBufferedOutput) {
-    auto output = withgpu::testing::make_pipe();
+    withgpu::testing::Pipe output;
     const pid_t pid = fork_process([&]() -> int {
         ::dup2(output.write.get(), STDOUT_FILENO);
         std::fputs("buffered, no newline", stdout);

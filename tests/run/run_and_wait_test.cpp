@@ -128,7 +128,7 @@ exit $r)";
 }
 
 TEST(RunAndWait, DescriptorWithoutCloseOnExecStaysThatWay) {
-    withgpu::testing::Pipe pipe = withgpu::testing::make_pipe();
+    withgpu::testing::Pipe pipe;
     ASSERT_EQ(::fcntl(pipe.write.get(), F_SETFD, 0), 0);
     const ExitStatus status = run_ok(
         shell("echo hi >&$1", {std::to_string(pipe.write.get())}), test_env(), {pipe.write.get()});
@@ -139,7 +139,7 @@ TEST(RunAndWait, DescriptorWithoutCloseOnExecStaysThatWay) {
 }
 
 TEST(RunAndWait, ClosedDescriptorIsAnEnvironmentError) {
-    withgpu::testing::Pipe pipe = withgpu::testing::make_pipe();
+    withgpu::testing::Pipe pipe;
     const int closed = pipe.write.get();
     pipe.write.reset();
     bool started = false;

@@ -18,7 +18,7 @@ namespace withgpu::run {
 namespace {
 
 using withgpu::testing::fork_process;
-using withgpu::testing::make_pipe;
+using withgpu::testing::Pipe;
 using withgpu::testing::read_line;
 using withgpu::testing::wait_for;
 
@@ -52,8 +52,8 @@ void write_line(int fd, const std::string& line) {
 class Supervisor {
   public:
     explicit Supervisor(const std::string& script, const std::function<void()>& prepare = {}) {
-        auto output = make_pipe();
-        auto report = make_pipe();
+        Pipe output;
+        Pipe report;
         m_pid = fork_process([&] {
             reset_signals();
             if (prepare) {
@@ -191,7 +191,7 @@ std::uint64_t bit(int signal) {
 void count_signal(int /*signal*/) {}
 
 TEST(SignalForwarding, CommandStartsWithCleanSignalState) {
-    auto output = make_pipe();
+    Pipe output;
     const pid_t pid = fork_process([&] {
         reset_signals();
         set_disposition(SIGHUP, SIG_IGN);       // as nohup gives it: stays ignored

@@ -1,0 +1,18 @@
+// The GPUs as every command sees them: NVML knows the processes' pids, /proc knows whose
+// they are and what they run. nvml/ and procfs/ never call each other; they meet here.
+#pragma once
+
+#include "gpu/snapshot.hpp"
+#include "nvml/nvml.hpp"
+#include "util/error.hpp"
+
+namespace withgpu::app {
+
+// A snapshot through `nvml`, with add_process_details applied.
+[[nodiscard]] Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml);
+
+// Fills each process's user and command from /proc, where the process is visible (nullopt
+// otherwise: gone, another PID namespace, hidepid).
+void add_process_details(gpu::MachineSnapshot& machine);
+
+} // namespace withgpu::app
