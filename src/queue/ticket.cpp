@@ -65,19 +65,34 @@ std::vector<selection::GpuRef> refs_from(const json& in) {
     return refs;
 }
 
-template <typename T> json optional_json(const std::optional<T>& value) {
+template <typename T> json value_json(const std::optional<T>& value) {
     return value ? json(*value) : json(nullptr);
 }
 
-template <typename T> std::optional<T> optional_from(const json& value) {
-    return value.is_null() ? std::nullopt : std::optional<T>(value.get<T>());
+template <typename T> json value_json(const T& value) {
+    return json(value);
+}
+
+// A filter of the ticket's request; a missing one (a ticket of an older with-gpu) keeps its
+// default, so that such a waiter is still honoured.
+template <typename T>
+void value_from(const json& request, const char* name, std::optional<T>& value) {
+    const auto it = request.find(name);
+    value = it == request.end() || it->is_null() ? std::nullopt : std::optional<T>(it->get<T>());
+}
+
+template <typename T> void value_from(const json& request, const char* name, T& value) {
+    const auto it = request.find(name);
+    if (it != request.end()) {
+        value = it->get<T>();
+    }
 }
 
 } // namespace
 
 std::string encode(const Ticket& ticket) {
     const selection::Request& r = ticket.request;
-    const json doc{
+    json doc{
         {"version", 1},
         {"seq", ticket.seq},
         {"pid", ticket.pid},
@@ -95,15 +110,10 @@ std::string encode(const Ticket& ticket) {
                {"refs", refs_json(r.visible.refs)},
                {"original", r.visible.original},
                {"source", r.visible.source}}},
-             {"gpu_type", optional_json(r.gpu_type)},
-             {"strict_type", r.strict_type},
-             {"min_free_bytes", optional_json(r.min_free_bytes)},
-             {"max_utilization_percent", optional_json(r.max_utilization_percent)},
-             {"max_temperature_c", optional_json(r.max_temperature_c)},
-             {"max_power_w", optional_json(r.max_power_w)},
-             {"require_idle", r.require_idle},
          }},
     };
+    selection::for_each_filter(
+        r, [&](const char* name, const auto& value) { doc["request"][name] = value_json(value); });
     return doc.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -129,14 +139,8 @@ Result<Ticket> decode(std::string_view text) {
         t.request.visible.original = r.at("visible").at("original").get<std::string>();
         t.request.visible.source =
             r.at("visible").value("source", std::string("CUDA_VISIBLE_DEVICES"));
-        t.request.gpu_type = optional_from<std::string>(r.at("gpu_type"));
-        t.request.strict_type = r.at("strict_type").get<bool>();
-        t.request.min_free_bytes = optional_from<std::uint64_t>(r.at("min_free_bytes"));
-        t.request.max_utilization_percent =
-            optional_from<unsigned>(r.at("max_utilization_percent"));
-        t.request.max_temperature_c = optional_from<unsigned>(r.at("max_temperature_c"));
-        t.request.max_power_w = optional_from<double>(r.at("max_power_w"));
-        t.request.require_idle = r.at("require_idle").get<bool>();
+        selection::for_each_filter(
+            t.request, [&](const char* name, auto& value) { value_from(r, name, value); });
         return t;
     } catch (const json::exception& e) {
         return fail(ErrorKind::environment, std::string("unreadable queue ticket: ") + e.what());

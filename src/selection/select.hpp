@@ -38,6 +38,19 @@ struct Request {
     friend bool operator==(const Request&, const Request&) = default;
 };
 
+// The filters of a Request one by one, with the names the queue's tickets give them: code
+// that must handle every filter (the ticket's encoding) visits them, so that a filter added to
+// Request above is added here, next to it, and nowhere else.
+template <typename R, typename Visit> void for_each_filter(R& request, Visit&& visit) {
+    visit("gpu_type", request.gpu_type);
+    visit("strict_type", request.strict_type);
+    visit("min_free_bytes", request.min_free_bytes);
+    visit("max_utilization_percent", request.max_utilization_percent);
+    visit("max_temperature_c", request.max_temperature_c);
+    visit("max_power_w", request.max_power_w);
+    visit("require_idle", request.require_idle);
+}
+
 // Why one GPU cannot be chosen. `permanent` reasons cannot change while this machine and
 // request stay the same (excluded, wrong model, too little memory even when empty, not visible,
 // lost); the others can (claimed, too little free memory now, busy, hot, ...).
