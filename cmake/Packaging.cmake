@@ -82,6 +82,22 @@ set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # A dev build (RelWithDebInfo) still gives a package without debug sections.
 set(CPACK_STRIP_FILES ON)
+# One package: the command (CMake's default component) and the Python package (for Debian's
+# python3, whose version it is built for). The C++ library (component `library`: libwith_gpu.so,
+# headers, CMake package, pkg-config) is for `cmake --install` only until it is split into
+# libwith-gpu0 and libwith-gpu-dev packages, as Debian's policy for shared libraries asks.
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
+set(CPACK_COMPONENTS_ALL Unspecified)
+if(WITH_GPU_PYTHON AND WITH_GPU_PYTHON_VERSION)
+  list(APPEND CPACK_COMPONENTS_ALL python)
+  string(REPLACE "." ";" python_version_parts "${WITH_GPU_PYTHON_VERSION}")
+  list(GET python_version_parts 0 python_major)
+  list(GET python_version_parts 1 python_minor)
+  math(EXPR python_next_minor "${python_minor} + 1")
+  set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
+      "python3 (>= ${WITH_GPU_PYTHON_VERSION}), python3 (<< ${python_major}.${python_next_minor})")
+endif()
 # Debian installs packages under /usr (not /usr/local).
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 include(CPack)

@@ -24,7 +24,10 @@ constexpr int exit_code(ErrorKind kind) {
         return exit_no_gpu_now;
     case ErrorKind::timeout:
         return exit_timeout;
-    case ErrorKind::environment:
+    case ErrorKind::impossible:
+    case ErrorKind::driver:
+    case ErrorKind::failed:
+    case ErrorKind::cancelled: // the CLI dies of its signal instead (app/interrupts.hpp)
         return exit_failed;
     case ErrorKind::not_executable:
         return exit_not_executable;

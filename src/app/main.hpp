@@ -1,21 +1,12 @@
-// The composition root: the only place that knows both the pure modules and the
-// OS adapters. Builds the real adapters and maps errors to exit codes.
+// The CLI's entry: parse the command line and the configuration, run the command, and map
+// errors to messages and exit codes (the only place that does).
 #pragma once
 
-#include "config/paths.hpp"
-#include "config/resolve.hpp"
-
-#include <string>
+#include "core/environment.hpp"
 
 namespace withgpu::app {
 
-// Where with-gpu finds what no user may change. The installed program always uses the
-// defaults; no environment variable or flag reaches these (docs/config.md). Only the test
-// program tests/e2e builds (with-gpu-test-build) points them elsewhere.
-struct Installation {
-    std::string system_config = config::system_config_path();
-};
-
-int main(int argc, char** argv, const Installation& installation = {});
+// `installation` is the installed program's (core/environment.hpp) except in the test build.
+int main(int argc, char** argv, const core::Installation& installation = {});
 
 } // namespace withgpu::app

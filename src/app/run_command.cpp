@@ -1,10 +1,15 @@
-// Run mode and --dry-run: snapshot -> acquire (decision lock, claims, queue) ->
-// run the job with the claim inherited -> end as the job ended.
-#include "app/acquire.hpp"
+// Run mode and --dry-run: place the request, read the GPUs, acquire (the one acquisition path,
+// core/acquire.hpp, with the CLI's progress display and signals) -> run the job with the
+// claim inherited -> end as the job ended.
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
-#include "app/machine.hpp"
+#include "app/interrupts.hpp"
+#include "app/terminal_progress.hpp"
+#include "core/acquire.hpp"
+#include "core/machine.hpp"
+#include "core/placement.hpp"
+#include "core/status.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "os/clock.hpp"
@@ -12,12 +17,9 @@
 #include "report/decision_report.hpp"
 #include "run/command.hpp"
 #include "run/job_environment.hpp"
-#include "selection/select.hpp"
 
 #include <fmt/format.h>
 
-#include <chrono>
-#include <filesystem>
 #include <unistd.h>
 
 namespace withgpu::app {
@@ -26,38 +28,18 @@ namespace {
 
 // --dry-run: the decision for every GPU, queue included; exit 0 if a choice would be made now.
 Result<int> show_decision(const cli::Options& options,
-                          const gpu::MachineSnapshot& machine,
-                          const selection::Request& request) {
-    selection::Decision decision;
-    std::error_code missing;
-    if (std::filesystem::exists(options.lock_dir, missing)) {
-        auto dir = lock::LockDir::open(options.lock_dir, false);
-        if (!dir) {
-            return tl::unexpected(dir.error());
-        }
-        // Looking creates nothing: without decide.lock there is no decision to wait for.
-        auto shared =
-            lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared, /*create=*/false);
-        if (!shared) {
-            return tl::unexpected(shared.error());
-        }
-        std::vector<std::string> fresh;
-        if (!shared->note().empty()) {
-            fresh.push_back(shared->note());
-        }
-        auto turn = look(*dir, machine, request, std::nullopt, fresh);
-        Notes(options.quiet).print(fresh);
-        if (!turn) {
-            return tl::unexpected(turn.error());
-        }
-        decision = std::move(turn->decision);
-    } else {
-        decision = selection::select(machine, request, {}, now_unix());
+                          const core::Placement& placement,
+                          const gpu::MachineSnapshot& machine) {
+    TerminalProgress progress(options.quiet);
+    auto decision =
+        core::decide_now(placement.lock_dir, machine, placement.request, core::Hooks{progress});
+    if (!decision) {
+        return tl::unexpected(decision.error());
     }
     fmt::print("{}",
-               options.json ? report::decision_json(machine, decision).dump(2) + "\n"
-                            : report::decision_text(machine, decision));
-    switch (decision.outcome) {
+               options.json ? report::decision_json(machine, *decision).dump(2) + "\n"
+                            : report::decision_text(machine, *decision));
+    switch (decision->outcome) {
     case selection::Decision::Outcome::chosen:
         return exit_ok;
     case selection::Decision::Outcome::none_now:
@@ -68,119 +50,111 @@ Result<int> show_decision(const cli::Options& options,
     return exit_failed;
 }
 
+// The acquisition path with the CLI's hooks: the waiting line on stderr, and signals that end
+// a wait (with-gpu then dies of the signal, its ticket gone).
+Result<core::Acquired> acquire(const cli::Options& options,
+                               const core::Placement& placement,
+                               const nvml::Nvml& nvml,
+                               gpu::MachineSnapshot machine,
+                               const lock::LockDir& dir) {
+    TerminalProgress progress(options.quiet);
+    std::optional<Interrupts> interrupts;
+    if (options.launch.wait) {
+        interrupts.emplace();
+    }
+    const core::Hooks hooks{progress,
+                            interrupts ? interrupts->cancellation() : core::Cancellation{}};
+    const core::Identity who{
+        static_cast<int>(::getpid()), procfs::user_name(::getuid()), join_command(options.command)};
+    const core::Waiting waiting{options.launch.wait, options.launch.timeout, options.launch.poll};
+    auto got = core::acquire(placement.request, waiting, who, nvml, std::move(machine), dir, hooks);
+    if (!got && got.error().kind == ErrorKind::cancelled && interrupts && interrupts->received()) {
+        interrupts->die_of_it(); // everything the wait held is gone by now
+    }
+    return got;
+}
+
+std::vector<run::ChosenGpu> chosen_gpus(const core::Placement& placement,
+                                        const core::Acquired& acquired) {
+    std::vector<run::ChosenGpu> chosen;
+    for (unsigned index : acquired.decision.chosen) {
+        const gpu::GpuSnapshot* g = acquired.machine.find(index);
+        chosen.push_back({g->index, g->uuid, core::child_cuda_id(placement, *g)});
+    }
+    return chosen;
+}
+
+void say_why(const cli::Options& options, const core::Acquired& acquired) {
+    if (!options.verbose || options.quiet) {
+        return;
+    }
+    std::string chosen_text;
+    for (unsigned index : acquired.decision.chosen) {
+        chosen_text += fmt::format("{}GPU {} ({})",
+                                   chosen_text.empty() ? "" : ", ",
+                                   index,
+                                   acquired.machine.find(index)->uuid);
+    }
+    fmt::print(stderr, "with-gpu: {}\n", acquired.decision.summary);
+    fmt::print(stderr, "{}", report::rejection_lines(acquired.decision));
+    fmt::print(stderr, "with-gpu: running on {}\n", chosen_text);
+}
+
+// Everything before the job starts. NVML is initialised once here and closed before the job
+// starts: the job must not inherit our driver handles, and a long job should not keep NVML
+// open in with-gpu. nullopt for --dry-run, which is done by then (`exit`).
+Result<std::optional<core::Acquired>>
+claim_gpus(const cli::Options& options, core::Placement& placement, int& exit) {
+    auto opened = core::open_machine(options.launch.nvml_library);
+    if (!opened) {
+        return tl::unexpected(opened.error());
+    }
+    auto* machine = &opened->snapshot;
+    if (auto settled = core::settle(placement, *machine); !settled) {
+        return tl::unexpected(settled.error());
+    }
+    if (options.mode == cli::Options::Mode::dry_run) {
+        auto shown = show_decision(options, placement, *machine);
+        if (!shown) {
+            return tl::unexpected(shown.error());
+        }
+        exit = *shown;
+        return std::optional<core::Acquired>();
+    }
+    auto dir = lock::LockDir::open(placement.lock_dir, true);
+    if (!dir) {
+        return tl::unexpected(dir.error());
+    }
+    auto got = acquire(options, placement, opened->nvml, std::move(*machine), *dir);
+    if (!got) {
+        return tl::unexpected(got.error());
+    }
+    return std::optional<core::Acquired>(std::move(*got));
+}
+
 } // namespace
 
-Result<int> run_command(const cli::Options& options, const ProcessEnvironment& env) {
-    const bool dry_run = options.mode == cli::Options::Mode::dry_run;
-
+Result<int> run_command(const cli::Options& options, const core::ProcessEnvironment& env) {
     // A typo in the command is reported before any GPU is looked at, claimed or waited for.
     std::optional<run::ResolvedCommand> command;
-    if (!dry_run) {
+    if (options.mode != cli::Options::Mode::dry_run) {
         auto resolved = run::resolve_command(options.command, env.get("PATH"));
         if (!resolved) {
             return tl::unexpected(resolved.error());
         }
         command = std::move(*resolved);
     }
-
-    selection::Request request = options.request;
-    auto allocation = slurm_allocation(env);
-    if (!allocation) {
-        return tl::unexpected(allocation.error());
+    auto placement = core::place(options.launch, env);
+    if (!placement) {
+        return tl::unexpected(placement.error());
     }
-    if (*allocation) {
-        // Inside SLURM the allocation, not CUDA_VISIBLE_DEVICES, says which GPUs are ours:
-        // under ConstrainDevices CUDA_VISIBLE_DEVICES restarts at 0 (docs/slurm.md).
-        const slurm::Allocation& a = **allocation;
-        if (a.minor_numbers.empty()) {
-            return fail(ErrorKind::environment,
-                        fmt::format("SLURM {} holds no GPU (SLURM_STEP_GPUS and SLURM_JOB_GPUS "
-                                    "are unset or empty); inside SLURM with-gpu uses only the "
-                                    "allocation's GPUs",
-                                    a.describe()),
-                        "ask SLURM for GPUs, e.g. srun --gres=gpu:1 (or --gpus=1)");
-        }
-        request.visible.restricted = true;
-        request.visible.source = a.source;
-        request.visible.original = a.source_value;
-        for (const unsigned minor : a.minor_numbers) {
-            selection::GpuRef ref;
-            ref.kind = selection::GpuRef::Kind::minor_number;
-            ref.index = minor;
-            ref.text = std::to_string(minor);
-            ref.key = ref.text;
-            request.visible.refs.push_back(std::move(ref));
-        }
-    } else {
-        auto visible = selection::parse_cuda_visible_devices(env.get("CUDA_VISIBLE_DEVICES"));
-        if (!visible) {
-            return tl::unexpected(visible.error());
-        }
-        request.visible = std::move(*visible);
+    int exit = exit_ok;
+    auto acquired = claim_gpus(options, *placement, exit);
+    if (!acquired || !*acquired) {
+        return acquired ? Result<int>(exit) : tl::unexpected(acquired.error());
     }
-    cli::Options effective = options; // the lock directory may become the job's own
-
-    std::optional<Acquired> acquired;
-    {
-        // NVML is initialised once here and closed before the job starts: the job must not
-        // inherit our driver handles, and a long job should not keep NVML open in with-gpu.
-        auto nvml = nvml::Nvml::open(options.nvml_library);
-        if (!nvml) {
-            return tl::unexpected(nvml.error());
-        }
-        auto machine = read_machine(*nvml);
-        if (!machine) {
-            return tl::unexpected(machine.error());
-        }
-        // A UUID prefix that matches two GPUs would silently pick one of them.
-        for (const auto& [refs, name] :
-             {std::pair{&request.only, "--gpu"},
-              std::pair{&request.banned, "banned (system configuration)"},
-              std::pair{&request.exclude, "--exclude"}}) {
-            if (auto unique = selection::check_unique_prefixes(*refs, name, *machine); !unique) {
-                return tl::unexpected(unique.error());
-            }
-        }
-        if (*allocation) {
-            auto lock_dir = allocation_lock_dir(options.lock_dir, **allocation, *machine);
-            if (!lock_dir) {
-                return tl::unexpected(lock_dir.error());
-            }
-            effective.lock_dir = std::move(*lock_dir);
-        }
-        if (dry_run) {
-            return show_decision(effective, *machine, request);
-        }
-        auto dir = lock::LockDir::open(effective.lock_dir, true);
-        if (!dir) {
-            return tl::unexpected(dir.error());
-        }
-        auto got = acquire(effective, request, *nvml, std::move(*machine), *dir);
-        if (!got) {
-            return tl::unexpected(got.error());
-        }
-        acquired.emplace(std::move(*got));
-    }
-    lock::Claim& claim = acquired->claim;
-    const selection::Decision& decision = acquired->decision;
-
-    std::vector<run::ChosenGpu> chosen;
-    std::string chosen_text;
-    for (unsigned index : decision.chosen) {
-        const gpu::GpuSnapshot* g = acquired->machine.find(index);
-        std::string visible_id; // SLURM's id for it inside an allocation
-        if (*allocation && g->minor_number) {
-            visible_id = (*allocation)->cuda_id_of(*g->minor_number).value_or("");
-        }
-        chosen.push_back({g->index, g->uuid, visible_id});
-        chosen_text +=
-            fmt::format("{}GPU {} ({})", chosen_text.empty() ? "" : ", ", index, g->uuid);
-    }
-    if (options.verbose && !options.quiet) {
-        fmt::print(stderr, "with-gpu: {}\n", decision.summary);
-        fmt::print(stderr, "{}", report::rejection_lines(decision));
-        fmt::print(stderr, "with-gpu: running on {}\n", chosen_text);
-    }
+    say_why(options, **acquired);
+    lock::Claim& claim = (*acquired)->claim;
 
     gpu::ClaimHolder holder;
     holder.supervisor_pid = static_cast<int>(::getpid());
@@ -190,17 +164,18 @@ Result<int> run_command(const cli::Options& options, const ProcessEnvironment& e
     // The record is diagnostic (for --status); failing to write it must not stop the job.
     (void)claim.record_holder(holder);
 
-    auto status = run::run_and_wait(*command,
-                                    run::job_environment(env.variables, chosen),
-                                    claim.descriptors(),
-                                    [&](pid_t pid) noexcept {
-                                        holder.pid = static_cast<int>(pid);
-                                        (void)claim.record_holder(holder);
-                                    });
+    auto status =
+        run::run_and_wait(*command,
+                          run::job_environment(env.variables, chosen_gpus(*placement, **acquired)),
+                          claim.descriptors(),
+                          [&](pid_t pid) noexcept {
+                              holder.pid = static_cast<int>(pid);
+                              (void)claim.record_holder(holder);
+                          });
     if (!status) {
         return tl::unexpected(status.error());
     }
-    acquired.reset(); // release our copy of the claim before ending like the job
+    acquired->reset(); // release our copy of the claim before ending like the job
     run::exit_as(*status);
 }
 

@@ -3,7 +3,9 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
-#include "app/machine.hpp"
+#include "core/decision_lock.hpp"
+#include "core/machine.hpp"
+#include "core/placement.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "os/clock.hpp"
@@ -98,7 +100,7 @@ gpu::ClaimHolder holder_record(const std::string& job_id, const std::string& use
 }
 
 // `scontrol show job --oneliner ID`: is the job still there? Output is read up to 64 KiB.
-slurm::JobPresence ask_slurm(const std::string& job_id, const ProcessEnvironment& env) {
+slurm::JobPresence ask_slurm(const std::string& job_id, const core::ProcessEnvironment& env) {
     std::array<int, 2> pipe_fds{};
     if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) {
         return slurm::JobPresence::unknown;
@@ -164,6 +166,13 @@ slurm::JobPresence ask_slurm(const std::string& job_id, const ProcessEnvironment
     return slurm::job_presence(exit_status, output);
 }
 
+// The decision lock for the SLURM commands, which run unattended (slurmd's prolog and epilog):
+// nothing to show while waiting for it.
+Result<lock::DecisionLock> decision_lock(const lock::LockDir& dir, lock::DecisionLock::Mode mode) {
+    core::Silent silent;
+    return core::take_decision_lock(dir, mode, true, std::nullopt, core::Hooks{silent});
+}
+
 // Claims, one GPU at a time, those of `uuids` that are not held yet (held ones move to
 // `held`). A GPU claimed by someone else stays in `uuids` for a later try.
 Result<void> claim_free(const lock::LockDir& dir,
@@ -173,7 +182,7 @@ Result<void> claim_free(const lock::LockDir& dir,
     if (uuids.empty()) {
         return {};
     }
-    auto decision = lock::DecisionLock::acquire(dir, lock::DecisionLock::Mode::exclusive);
+    auto decision = decision_lock(dir, lock::DecisionLock::Mode::exclusive);
     if (!decision) {
         return tl::unexpected(decision.error());
     }
@@ -224,7 +233,7 @@ void close_other_descriptors(const std::vector<lock::Claim>& keep, int lock_dir_
                        const std::string& job_id,
                        const std::string& user,
                        std::chrono::milliseconds interval,
-                       const ProcessEnvironment& env) {
+                       const core::ProcessEnvironment& env) {
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
@@ -252,7 +261,7 @@ struct JobIdentity {
     std::string user;
 };
 
-Result<JobIdentity> job_identity(const ProcessEnvironment& env, std::string_view flag) {
+Result<JobIdentity> job_identity(const core::ProcessEnvironment& env, std::string_view flag) {
     JobIdentity job;
     job.job_id = env.get("SLURM_JOB_ID").value_or("");
     const bool plain =
@@ -316,63 +325,12 @@ void end_holder(int pid) {
 
 } // namespace
 
-std::string job_lock_dir(const std::string& lock_dir, const std::string& job_id) {
-    return lock_dir + "/slurm-job-" + job_id;
-}
-
-Result<std::optional<slurm::Allocation>> slurm_allocation(const ProcessEnvironment& env) {
-    slurm::Variables variables;
-    variables.job_id = env.get("SLURM_JOB_ID");
-    variables.step_id = env.get("SLURM_STEP_ID");
-    variables.step_gpus = env.get("SLURM_STEP_GPUS");
-    variables.job_gpus = env.get("SLURM_JOB_GPUS");
-    variables.gpus_on_node = env.get("SLURM_GPUS_ON_NODE");
-    variables.cuda_visible_devices = env.get("CUDA_VISIBLE_DEVICES");
-    return slurm::read_allocation(variables);
-}
-
-Result<std::string> allocation_lock_dir(const std::string& lock_dir,
-                                        const slurm::Allocation& allocation,
-                                        const gpu::MachineSnapshot& machine) {
-    if (!std::filesystem::exists(lock_dir)) {
-        return lock_dir;
-    }
-    auto dir = lock::LockDir::open(lock_dir, false);
-    if (!dir) {
-        return tl::unexpected(dir.error());
-    }
-    std::vector<std::string> uuids;
-    for (const unsigned index : slurm::allocated_indices(allocation, machine)) {
-        uuids.push_back(machine.find(index)->uuid);
-    }
-    auto shared = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared);
-    if (!shared) {
-        return tl::unexpected(shared.error());
-    }
-    auto claims = lock::read_claims(*dir, uuids);
-    if (!claims) {
-        return tl::unexpected(claims.error());
-    }
-    for (const auto& [uuid, holder] : *claims) {
-        // Anyone can write "slurm_job" into a record of their own: only root's claim files
-        // (slurmd runs the prolog as root) and our own are trusted to say so.
-        const bool trusted = holder.file_uid == 0U || holder.file_uid == ::geteuid();
-        if (holder.slurm_job == allocation.job_id && trusted) {
-            return job_lock_dir(lock_dir, allocation.job_id);
-        }
-    }
-    return lock_dir;
-}
-
 Result<int> slurm_gres_conf_command(const cli::Options& options) {
-    auto nvml = nvml::Nvml::open(options.nvml_library);
-    if (!nvml) {
-        return tl::unexpected(nvml.error());
+    auto opened = core::open_machine(options.launch.nvml_library);
+    if (!opened) {
+        return tl::unexpected(opened.error());
     }
-    auto machine = read_machine(*nvml);
-    if (!machine) {
-        return tl::unexpected(machine.error());
-    }
+    auto* machine = &opened->snapshot;
     auto text = slurm::gres_conf(*machine, short_host_name(), core_of_cpu());
     if (!text) {
         return tl::unexpected(text.error());
@@ -381,7 +339,7 @@ Result<int> slurm_gres_conf_command(const cli::Options& options) {
     return exit_ok;
 }
 
-Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvironment& env) {
+Result<int> slurm_prolog_command(const cli::Options& options, const core::ProcessEnvironment& env) {
     auto job = job_identity(env, "--slurm-prolog");
     if (!job) {
         return tl::unexpected(job.error());
@@ -400,14 +358,11 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
     std::vector<std::string> uuids;
     {
         // NVML is closed before the holder forks: a forked child must not carry driver state.
-        auto nvml = nvml::Nvml::open(options.nvml_library);
-        if (!nvml) {
-            return tl::unexpected(nvml.error());
+        auto opened = core::open_machine(options.launch.nvml_library);
+        if (!opened) {
+            return tl::unexpected(opened.error());
         }
-        auto machine = read_machine(*nvml);
-        if (!machine) {
-            return tl::unexpected(machine.error());
-        }
+        auto* machine = &opened->snapshot;
         slurm::Allocation allocation;
         allocation.minor_numbers = *ids;
         for (const unsigned index : slurm::allocated_indices(allocation, *machine)) {
@@ -423,14 +378,14 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
                        uuids.size());
         }
     }
-    auto dir = lock::LockDir::open(options.lock_dir, true);
+    auto dir = lock::LockDir::open(options.launch.lock_dir, true);
     if (!dir) {
         return tl::unexpected(dir.error());
     }
     std::vector<lock::Claim> held;
     std::vector<std::string> missing = uuids;
     // The decision lock is held from the first claim until the holder has written its record.
-    auto decision = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::exclusive);
+    auto decision = decision_lock(*dir, lock::DecisionLock::Mode::exclusive);
     if (!decision) {
         return tl::unexpected(decision.error());
     }
@@ -457,13 +412,13 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
 
     std::array<int, 2> ready_pipe{};
     if (::pipe2(ready_pipe.data(), O_CLOEXEC) != 0) {
-        return fail(ErrorKind::environment, fmt::format("pipe failed: {}", errno_text(errno)));
+        return fail(ErrorKind::failed, fmt::format("pipe failed: {}", errno_text(errno)));
     }
     Fd ready_read(ready_pipe[0]);
     Fd ready_write(ready_pipe[1]);
     const pid_t child = ::fork();
     if (child < 0) {
-        return fail(ErrorKind::environment, fmt::format("fork failed: {}", errno_text(errno)));
+        return fail(ErrorKind::failed, fmt::format("fork failed: {}", errno_text(errno)));
     }
     if (child == 0) {
         // The holder: its own session (slurmd's signals to the prolog do not reach it), no
@@ -485,7 +440,13 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
         ready_write.reset();
         ready_read.reset();
         close_other_descriptors(held, dir->fd());
-        hold(*dir, std::move(held), std::move(missing), job->job_id, job->user, options.poll, env);
+        hold(*dir,
+             std::move(held),
+             std::move(missing),
+             job->job_id,
+             job->user,
+             options.launch.poll,
+             env);
     }
     ready_write.reset();
     char byte = 0;
@@ -494,7 +455,7 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
         n = ::read(ready_read.get(), &byte, 1);
     } while (n < 0 && errno == EINTR);
     if (n != 1) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("the claim holder for job {} (pid {}) ended before it was ready",
                                 job->job_id,
                                 child));
@@ -502,15 +463,15 @@ Result<int> slurm_prolog_command(const cli::Options& options, const ProcessEnvir
     return exit_ok;
 }
 
-Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvironment& env) {
+Result<int> slurm_epilog_command(const cli::Options& options, const core::ProcessEnvironment& env) {
     auto job = job_identity(env, "--slurm-epilog");
     if (!job) {
         return tl::unexpected(job.error());
     }
-    if (!std::filesystem::exists(options.lock_dir)) {
+    if (!std::filesystem::exists(options.launch.lock_dir)) {
         return exit_ok;
     }
-    auto dir = lock::LockDir::open(options.lock_dir, false);
+    auto dir = lock::LockDir::open(options.launch.lock_dir, false);
     if (!dir) {
         return tl::unexpected(dir.error());
     }
@@ -518,15 +479,12 @@ Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvir
     // process is signalled.
     std::set<int> holders;
     {
-        auto nvml = nvml::Nvml::open(options.nvml_library);
-        if (!nvml) {
-            return tl::unexpected(nvml.error());
+        auto opened = core::open_machine(options.launch.nvml_library);
+        if (!opened) {
+            return tl::unexpected(opened.error());
         }
-        auto machine = read_machine(*nvml);
-        if (!machine) {
-            return tl::unexpected(machine.error());
-        }
-        auto shared = lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared);
+        auto* machine = &opened->snapshot;
+        auto shared = decision_lock(*dir, lock::DecisionLock::Mode::shared);
         if (!shared) {
             return tl::unexpected(shared.error());
         }
@@ -545,7 +503,7 @@ Result<int> slurm_epilog_command(const cli::Options& options, const ProcessEnvir
         end_holder(pid);
     }
     // The lock directory the job's own with-gpu launches shared among themselves.
-    lock::remove_lock_dir(job_lock_dir(options.lock_dir, job->job_id));
+    lock::remove_lock_dir(core::job_lock_dir(options.launch.lock_dir, job->job_id));
     return exit_ok;
 }
 

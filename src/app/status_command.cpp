@@ -1,9 +1,11 @@
 // --status: every GPU with its figures, processes and claim holder; --watch redraws it.
-#include "app/acquire.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
-#include "app/machine.hpp"
+#include "app/terminal_progress.hpp"
+#include "core/machine.hpp"
+#include "core/placement.hpp"
+#include "core/status.hpp"
 #include "lock/claim.hpp"
 #include "nvml/nvml.hpp"
 #include "os/clock.hpp"
@@ -93,7 +95,7 @@ class WatchSignals {
 };
 
 // Colour only for a person looking at a terminal that can show it (https://no-color.org).
-term::Printer stdout_printer(const ProcessEnvironment& env) {
+term::Printer stdout_printer(const core::ProcessEnvironment& env) {
     return {stdout, term::color_allowed(env.get("NO_COLOR"), env.get("TERM"))};
 }
 
@@ -119,27 +121,32 @@ watch_header(std::chrono::milliseconds interval, std::int64_t now, const report:
            "\n";
 }
 
+// Notes about odd files in the lock directory, on stderr (the board and the JSON stay as they
+// are), each once however often a watch looks again; nothing with -q.
+struct StatusNotes {
+    explicit StatusNotes(bool quiet) : progress(quiet) {}
+    TerminalProgress progress;
+    core::Notes seen;
+};
+
 // One look at the machine and the lock directory, drawn.
 // Inside a SLURM allocation the board ends with which GPUs it holds (JSON: "slurm").
 Result<std::string> render(const nvml::Nvml& nvml,
                            const cli::Options& options,
                            const report::Style& style,
                            const std::optional<slurm::Allocation>& allocation,
-                           Notes& notes) {
-    auto machine = read_machine(nvml);
+                           StatusNotes& notes) {
+    auto machine = core::read_machine(nvml);
     if (!machine) {
         return tl::unexpected(machine.error());
     }
-    auto view = current_view(options.lock_dir, *machine);
+    auto view = core::current_view(options.launch.lock_dir, *machine, core::Hooks{notes.progress});
     if (!view) {
         return tl::unexpected(view.error());
     }
-    notes.print(view->notes); // on stderr: the board and the JSON stay as they are
+    notes.seen.pass_on(view->notes, notes.progress);
     if (options.json) {
-        auto doc = report::status_json(*machine, view->claims, view->queue);
-        doc["slurm"] =
-            allocation ? slurm::allocation_json(*allocation, *machine) : nlohmann::json(nullptr);
-        return doc.dump(2) + "\n";
+        return core::status_document(*machine, *view, allocation).dump(2) + "\n";
     }
     return report::status_table(*machine, view->claims, view->queue, now_unix(), style) +
            (allocation ? slurm::allocation_text(*allocation, *machine) : std::string());
@@ -153,7 +160,7 @@ Result<int> watch(const nvml::Nvml& nvml,
     // The first look fails the way a plain --status would; later ones show the error in the
     // frame and keep watching (a driver hiccup should not end the watch).
     report::Style style = printer.style();
-    Notes notes(options.quiet);
+    StatusNotes notes(options.quiet);
     auto first = render(nvml, options, style, allocation, notes);
     if (!first) {
         return tl::unexpected(first.error());
@@ -177,45 +184,13 @@ Result<int> watch(const nvml::Nvml& nvml,
 
 } // namespace
 
-Result<LockView> current_view(const std::string& lock_dir, const gpu::MachineSnapshot& machine) {
-    std::error_code missing;
-    if (!std::filesystem::exists(lock_dir, missing)) {
-        return LockView{};
-    }
-    auto dir = lock::LockDir::open(lock_dir, false);
-    if (!dir) {
-        return tl::unexpected(dir.error());
-    }
-    LockView view;
-    // Looking creates nothing: without decide.lock there is no decision to wait for.
-    auto decision_lock =
-        lock::DecisionLock::acquire(*dir, lock::DecisionLock::Mode::shared, /*create=*/false);
-    if (!decision_lock) {
-        return tl::unexpected(decision_lock.error());
-    }
-    if (!decision_lock->note().empty()) {
-        view.notes.push_back(decision_lock->note());
-    }
-    auto claims = lock::read_claims(*dir, machine.uuids(), &view.notes);
-    if (!claims) {
-        return tl::unexpected(claims.error());
-    }
-    auto queue = read_tickets(*dir, view.notes);
-    if (!queue) {
-        return tl::unexpected(queue.error());
-    }
-    view.claims = std::move(*claims);
-    view.queue = std::move(*queue);
-    return view;
-}
-
-Result<int> status_command(const cli::Options& options, const ProcessEnvironment& env) {
+Result<int> status_command(const cli::Options& options, const core::ProcessEnvironment& env) {
     // Opened once: a watch re-reads the GPUs through the same session.
-    auto nvml = nvml::Nvml::open(options.nvml_library);
+    auto nvml = nvml::Nvml::open(options.launch.nvml_library);
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
-    auto allocation = slurm_allocation(env);
+    auto allocation = core::slurm_allocation(env);
     if (!allocation) {
         return tl::unexpected(allocation.error());
     }
@@ -223,7 +198,7 @@ Result<int> status_command(const cli::Options& options, const ProcessEnvironment
     if (options.watch && !options.json) {
         return watch(*nvml, options, printer, *options.watch, *allocation);
     }
-    Notes notes(options.quiet);
+    StatusNotes notes(options.quiet);
     auto board = render(*nvml, options, printer.style(), *allocation, notes);
     if (!board) {
         return tl::unexpected(board.error());

@@ -247,7 +247,7 @@ Result<Options> options_from(const ModeFlags& flags,
     if (!watch) {
         return tl::unexpected(watch.error());
     }
-    config::Launch launch = config::launch_from(settings);
+    options.launch = config::launch_from(settings);
     options.mode = *mode;
     options.command = std::move(command);
     options.json = flags.json;
@@ -255,12 +255,7 @@ Result<Options> options_from(const ModeFlags& flags,
     options.quiet = flags.quiet;
     options.verbose = flags.verbose;
     // A configured wait = true or timeout does not apply to --status and --dry-run.
-    options.wait = options.mode == Options::Mode::run && launch.wait;
-    options.timeout = launch.timeout;
-    options.poll = launch.poll;
-    options.request = std::move(launch.request);
-    options.lock_dir = std::move(launch.lock_dir);
-    options.nvml_library = std::move(launch.nvml_library);
+    options.launch.wait = options.mode == Options::Mode::run && options.launch.wait;
     return options;
 }
 

@@ -3,6 +3,7 @@
 // come back as values for app/ to print.
 #pragma once
 
+#include "config/launch.hpp"
 #include "config/resolve.hpp"
 #include "selection/select.hpp"
 #include "util/error.hpp"
@@ -32,14 +33,9 @@ struct Options {
     bool quiet = false;   // -q: no notes on stderr
     bool verbose = false; // -v: say which GPUs were chosen and why others were not
 
-    bool wait = false;                                // --wait (implied by --timeout)
-    std::optional<std::chrono::milliseconds> timeout; // --timeout
-    std::chrono::milliseconds poll{2000};             // --poll: NVML re-read while waiting
-
-    selection::Request request; // without `visible`: app/ fills it from CUDA_VISIBLE_DEVICES
-
-    std::string lock_dir;     // --lock-dir, WITH_GPU_LOCK_DIR, or the built-in default
-    std::string nvml_library; // --nvml-library, WITH_GPU_NVML_LIBRARY; empty = loader search
+    // The typed settings: the request (without `visible`: core::place fills it from the
+    // environment), waiting, the lock directory, NVML. launch.wait only in run mode.
+    config::Launch launch;
 
     std::vector<std::string> command; // the command and its arguments (run mode only)
 };
@@ -51,11 +47,8 @@ struct Information {
 
 using ParseResult = std::variant<Options, Information>;
 
-// The configuration files' texts, read by app/ (this module does no I/O).
-struct ConfigFiles {
-    std::optional<config::ConfigFile> system; // config::system_config_path(), if it exists
-    std::optional<config::ConfigFile> user;   // config::user_config_path(...), if it exists
-};
+// The configuration files' texts, read by the caller (this module does no I/O).
+using ConfigFiles = config::Files;
 
 // `args` excludes argv[0]. Settings come from built-in defaults < system file < user file <
 // profile < environment (WITH_GPU_*) < flags (docs/config.md). Errors are ErrorKind::usage

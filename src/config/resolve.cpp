@@ -112,7 +112,7 @@ Result<Layer> command_line_layer(const std::map<std::string, std::string>& comma
     for (const auto& [name, text] : command_line) {
         const Setting* setting = find_setting(name);
         if (!setting || !setting->allowed_in.command_line) {
-            return fail(ErrorKind::environment,
+            return fail(ErrorKind::failed,
                         fmt::format("internal error: configuration key \"{}\" cannot come from "
                                     "the command line",
                                     name));

@@ -50,6 +50,12 @@ struct ConfigFile {
     std::string text; // the file's contents
 };
 
+// The two configuration files' texts, as a front end read them.
+struct Files {
+    std::optional<ConfigFile> system; // paths.hpp's system_config_path(), if it exists
+    std::optional<ConfigFile> user;   // user_config_path(...), if it exists
+};
+
 struct Sources {
     std::optional<ConfigFile> system_file; // system_config_path(), when it exists
     std::optional<ConfigFile> user_file;   // user_config_path(...), when it exists

@@ -183,7 +183,7 @@ Result<Checked> check_text(const Setting& setting, std::string_view raw) {
     case ValueKind::gpu_list:
         return gpu_list(setting, text);
     }
-    return fail(ErrorKind::environment, "unknown value kind"); // unreachable
+    return fail(ErrorKind::failed, "unknown value kind"); // unreachable
 }
 
 std::string expected_form(const Setting& setting) {

@@ -104,7 +104,7 @@ Result<Driver> Driver::open(const std::string& library) {
                                  DlClose{});
     if (handle == nullptr) {
         const char* why = ::dlerror();
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("cannot load the CUDA driver ({}): {}",
                                 name,
                                 why != nullptr ? why : "dlopen failed"),
@@ -115,7 +115,7 @@ Result<Driver> Driver::open(const std::string& library) {
     loaded->handle = std::move(handle);
     if (const auto missing = detail::resolve_api(loaded->handle.get(), loaded->api);
         !missing.empty()) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("{} is not a usable CUDA driver library: it lacks {}",
                                 name,
                                 fmt::join(missing, ", ")),
@@ -123,7 +123,7 @@ Result<Driver> Driver::open(const std::string& library) {
     }
     const CUresult rc = loaded->api.init(0);
     if (rc != CUDA_SUCCESS) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("the CUDA driver could not be initialised: {} (cuInit in {})",
                                 detail::error_text(loaded->api, rc),
                                 name),
@@ -147,14 +147,13 @@ std::optional<int> Driver::version() const {
 
 Result<int> Driver::device_count() const {
     if (m_library->api.device_count == nullptr) {
-        return fail(ErrorKind::environment,
-                    fmt::format("{} has no cuDeviceGetCount", m_library->name));
+        return fail(ErrorKind::failed, fmt::format("{} has no cuDeviceGetCount", m_library->name));
     }
     int count = 0;
     const CUresult rc = m_library->api.device_count(&count);
     if (rc != CUDA_SUCCESS) {
         return fail(
-            ErrorKind::environment,
+            ErrorKind::failed,
             fmt::format("cuDeviceGetCount failed: {}", detail::error_text(m_library->api, rc)));
     }
     return count;

@@ -42,7 +42,7 @@ struct MemoryInfo {
 class Driver {
   public:
     // `library` is a file name or path for dlopen; empty means default_library.
-    // Errors (ErrorKind::environment) name the library and dlerror() or cuGetErrorString,
+    // Errors (ErrorKind::failed) name the library and dlerror() or cuGetErrorString,
     // with a hint; a caller that holds memory as an extra turns them into a warning.
     [[nodiscard]] static Result<Driver> open(const std::string& library = {});
 

@@ -44,7 +44,7 @@ class Hold {
   public:
     // Retains the primary context of the GPU with this PCI bus id (NVML's form is fine),
     // asks its free memory from inside the context, and allocates `amount`. Errors
-    // (ErrorKind::environment, naming the GPU and the CUDA error): the device is not found,
+    // (ErrorKind::failed, naming the GPU and the CUDA error): the device is not found,
     // the context cannot be made, nothing at all could be allocated. ErrorKind::usage: an
     // amount of 0 bytes, or a fraction outside (0, 1].
     [[nodiscard]] static Result<Hold>

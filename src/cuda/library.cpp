@@ -60,7 +60,7 @@ std::string error_text(const Api& api, CUresult rc) {
 }
 
 Error call_error(const Library& library, const char* call, std::string_view bus_id, CUresult rc) {
-    return Error{ErrorKind::environment,
+    return Error{ErrorKind::failed,
                  fmt::format("{} failed on GPU {}: {}", call, bus_id, error_text(library.api, rc)),
                  {}};
 }
@@ -93,7 +93,7 @@ Result<CUdevice> find_device(const Library& library, const std::string& bus_id) 
         return tl::unexpected(std::move(error));
     }
     if (!same_device(library, device, bus_id)) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("the CUDA driver gave device {} for GPU {}, but that device has "
                                 "another bus id",
                                 device,

@@ -51,7 +51,7 @@ struct Library {
 // "out of memory (CUDA_ERROR_OUT_OF_MEMORY)", or "CUDA error 2" without the string calls.
 [[nodiscard]] std::string error_text(const Api& api, CUresult rc);
 
-// "<call> failed on GPU <bus id>: <error_text>", ErrorKind::environment.
+// "<call> failed on GPU <bus id>: <error_text>", ErrorKind::failed.
 [[nodiscard]] Error
 call_error(const Library& library, const char* call, std::string_view bus_id, CUresult rc);
 

@@ -14,6 +14,7 @@
 #include <climits>
 #include <fcntl.h>
 #include <limits>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,7 +37,7 @@ Result<void> check_uuid(const std::string& uuid) {
                c == '-';
     });
     if (uuid.empty() || uuid.size() > max_uuid_length || !valid_chars) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("GPU UUID \"{}\" cannot be used to name a lock file (only "
                                 "letters, digits and '-' are accepted)",
                                 text::printable(uuid)),
@@ -47,7 +48,7 @@ Result<void> check_uuid(const std::string& uuid) {
 
 Error io_error(const std::string& file, const char* call, int err) {
     return Error{
-        ErrorKind::environment, fmt::format("{}({}) failed: {}", call, file, errno_text(err)), {}};
+        ErrorKind::failed, fmt::format("{}({}) failed: {}", call, file, errno_text(err)), {}};
 }
 
 gpu::ClaimHolder read_holder(int fd);
@@ -266,7 +267,7 @@ Result<Fd> lock_own_file(const LockDir& dir, const std::string& name, unsigned m
         }
     }
     return tl::unexpected(
-        Error{ErrorKind::environment,
+        Error{ErrorKind::failed,
               fmt::format("cannot claim with lock file {}: it keeps being replaced", file),
               "claim files must never be deleted; check what is removing files in the lock "
               "directory"});
@@ -420,7 +421,7 @@ std::string lock_file_name(const std::string& uuid, unsigned uid) {
     return fmt::format("{}{}.{}{}", claim_prefix, uuid, uid, claim_suffix);
 }
 
-Result<DecisionLock> DecisionLock::acquire(const LockDir& dir, Mode mode, bool create) {
+Result<DecisionLock> DecisionLock::start(const LockDir& dir, Mode mode, bool create) {
     const std::string file = dir.path() + "/" + decision_lock_name;
     std::string note;
     if (!create) {
@@ -432,10 +433,7 @@ Result<DecisionLock> DecisionLock::acquire(const LockDir& dir, Mode mode, bool c
         if (fd) {
             struct stat st {};
             if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) {
-                if (const int err = detail::flock_no_eintr(fd.get(), LOCK_SH); err != 0) {
-                    return tl::unexpected(io_error(file, "flock", err));
-                }
-                return DecisionLock(std::move(fd), {});
+                return taking(std::move(fd), LOCK_SH);
             }
             note = fmt::format("ignoring {}: it is not a regular file", file);
         } else {
@@ -445,7 +443,7 @@ Result<DecisionLock> DecisionLock::acquire(const LockDir& dir, Mode mode, bool c
     }
     auto opened = detail::open_lock_file(dir, decision_lock_name);
     if (!opened) {
-        if (opened.error().kind != ErrorKind::environment) {
+        if (opened.error().kind != ErrorKind::failed) {
             return tl::unexpected(std::move(opened.error()));
         }
         // Exclusion does not depend on this lock, so a planted decide.lock costs fairness
@@ -453,11 +451,53 @@ Result<DecisionLock> DecisionLock::acquire(const LockDir& dir, Mode mode, bool c
         return DecisionLock(
             Fd{}, fmt::format("deciding without the decision lock: {}", opened.error().message));
     }
-    const int operation = mode == Mode::exclusive ? LOCK_EX : LOCK_SH;
-    if (const int err = detail::flock_no_eintr(opened->fd.get(), operation); err != 0) {
-        return tl::unexpected(io_error(file, "flock", err));
+    return taking(std::move(opened->fd), mode == Mode::exclusive ? LOCK_EX : LOCK_SH);
+}
+
+Result<DecisionLock> DecisionLock::taking(Fd fd, int operation) {
+    auto pending = PendingLock::start(std::move(fd), operation);
+    if (!pending) {
+        return tl::unexpected(std::move(pending.error()));
     }
-    return DecisionLock(std::move(opened->fd), {});
+    DecisionLock lock(Fd{}, {});
+    lock.m_pending.emplace(std::move(*pending));
+    if (auto held = lock.finish(); !held) {
+        return tl::unexpected(std::move(held.error()));
+    }
+    return lock;
+}
+
+Result<DecisionLock> DecisionLock::acquire(const LockDir& dir, Mode mode, bool create) {
+    auto lock = start(dir, mode, create);
+    while (lock && lock->pending()) {
+        pollfd ready{lock->ready_fd(), POLLIN, 0};
+        static_cast<void>(::poll(&ready, 1, -1));
+        if (auto held = lock->finish(); !held) {
+            return tl::unexpected(std::move(held.error()));
+        }
+    }
+    return lock;
+}
+
+Result<bool> DecisionLock::finish() {
+    if (!m_pending) {
+        return true;
+    }
+    auto granted = m_pending->granted();
+    if (!granted) {
+        return tl::unexpected(std::move(granted.error()));
+    }
+    if (*granted) {
+        m_fd = m_pending->take();
+        m_pending.reset();
+    }
+    return *granted;
+}
+
+void DecisionLock::give_up(std::string why) {
+    m_pending.reset(); // the waiting thread gives the lock back when it gets it
+    m_fd.reset();
+    m_note = std::move(why);
 }
 
 Result<gpu::ClaimMap> read_claims(const LockDir& dir,

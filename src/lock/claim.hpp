@@ -5,6 +5,7 @@
 
 #include "gpu/claim.hpp"
 #include "lock/lock_dir.hpp"
+#include "lock/pending_lock.hpp"
 #include "os/fd.hpp"
 #include "util/error.hpp"
 
@@ -17,7 +18,8 @@ namespace withgpu::lock {
 
 // Serialises decisions: a with-gpu process holds it exclusively while it looks at the
 // claims, selects and claims; `--status` holds it shared while it reads the claims, so it
-// never sees (or disturbs) a half-made decision. Held for milliseconds. Blocking.
+// never sees (or disturbs) a half-made decision. Held for milliseconds; taking it can be
+// waited for, bounded and cancelled (core/decision_lock.hpp), since its holder may be stopped.
 //
 // It serves fairness and tidiness, not exclusion (a claim is exclusive without it), so a
 // decide.lock that cannot be used (planted as a FIFO, a symlink, unreadable) does not stop
@@ -25,18 +27,37 @@ namespace withgpu::lock {
 class DecisionLock {
   public:
     enum class Mode { exclusive, shared };
-    // `create`: make decide.lock when missing. Without it (--status, --dry-run) a missing file
-    // means no lock is needed: nothing is created and nothing is held.
+    // Starts taking it: held at once when nobody holds it in a conflicting mode, otherwise
+    // pending (wait for ready_fd() to become readable, then finish()). `create`: make
+    // decide.lock when missing. Without it (--status, --dry-run) a missing file means no lock
+    // is needed: nothing is created and nothing is held.
+    [[nodiscard]] static Result<DecisionLock>
+    start(const LockDir& dir, Mode mode, bool create = true);
+    // start(), then waits as long as it takes. For tools and tests; with-gpu itself bounds the
+    // wait (core/decision_lock.hpp).
     [[nodiscard]] static Result<DecisionLock>
     acquire(const LockDir& dir, Mode mode, bool create = true);
+
+    [[nodiscard]] bool pending() const noexcept { return m_pending.has_value(); }
+    // While pending: readable once the lock is granted.
+    [[nodiscard]] int ready_fd() const noexcept { return m_pending ? m_pending->ready_fd() : -1; }
+    // While pending: true once the lock is held (then no longer pending).
+    [[nodiscard]] Result<bool> finish();
+    // Stops waiting and goes on without the lock; note() says `why`.
+    void give_up(std::string why);
     // Releases early (idempotent); the destructor releases too.
-    void release() noexcept { m_fd.reset(); }
+    void release() noexcept {
+        m_fd.reset();
+        m_pending.reset();
+    }
     // Why the lock is not held although decide.lock exists; empty when held (or not needed).
     [[nodiscard]] const std::string& note() const noexcept { return m_note; }
 
   private:
     DecisionLock(Fd fd, std::string note) : m_fd(std::move(fd)), m_note(std::move(note)) {}
+    [[nodiscard]] static Result<DecisionLock> taking(Fd fd, int operation);
     Fd m_fd;
+    std::optional<PendingLock> m_pending;
     std::string m_note;
 };
 

@@ -19,9 +19,8 @@ namespace {
 constexpr mode_t shared_dir_mode = 01777; // like /tmp: everyone may create, only owners delete
 
 tl::unexpected<Error> refuse(const std::string& path, const std::string& why, std::string hint) {
-    return fail(ErrorKind::environment,
-                fmt::format("unsafe lock directory {}: {}", path, why),
-                std::move(hint));
+    return fail(
+        ErrorKind::failed, fmt::format("unsafe lock directory {}: {}", path, why), std::move(hint));
 }
 
 std::string other_dir_hint(const std::string& path) {
@@ -45,7 +44,7 @@ explain_open_failure(const std::string& path, int parent, const std::string& nam
                           other_dir_hint(path));
         }
         if (!S_ISDIR(st.st_mode)) {
-            return fail(ErrorKind::environment,
+            return fail(ErrorKind::failed,
                         fmt::format("lock directory {} exists but is not a directory", path),
                         "remove it or choose another --lock-dir (or WITH_GPU_LOCK_DIR)");
         }
@@ -57,7 +56,7 @@ explain_open_failure(const std::string& path, int parent, const std::string& nam
         hint = "create it (mode 1777 for a directory shared by all users) or choose another "
                "--lock-dir";
     }
-    return fail(ErrorKind::environment,
+    return fail(ErrorKind::failed,
                 fmt::format("cannot open lock directory {}: {}", path, errno_text(err)),
                 std::move(hint));
 }
@@ -126,7 +125,7 @@ Result<Parent> open_parent(const std::string& path) {
     }
     Fd current(::open(path.front() == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!current) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("cannot open lock directory {}: {}", path, errno_text(errno)));
     }
     if (parts.empty()) {
@@ -157,7 +156,7 @@ Result<Parent> open_parent(const std::string& path) {
             }
             if (!next) {
                 return fail(
-                    ErrorKind::environment,
+                    ErrorKind::failed,
                     fmt::format(
                         "cannot open lock directory {}: {}: {}", path, walked, errno_text(err)),
                     err == ENOENT ? "create its parent directory first, or choose "
@@ -190,7 +189,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
         const auto created = create_shared_dir(at, parent->name);
         if (!created) {
             const int err = created.error();
-            return fail(ErrorKind::environment,
+            return fail(ErrorKind::failed,
                         fmt::format("cannot create lock directory {}: mkdir failed: {}",
                                     path,
                                     errno_text(err)),
@@ -206,7 +205,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
             if (::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
                 (st.st_mode & 07777) != shared_dir_mode) {
                 if (::fchmod(fd.get(), shared_dir_mode) != 0) {
-                    return fail(ErrorKind::environment,
+                    return fail(ErrorKind::failed,
                                 fmt::format("cannot chmod 1777 lock directory {}: {}",
                                             path,
                                             errno_text(errno)),
@@ -221,11 +220,11 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
 
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("cannot stat lock directory {}: {}", path, errno_text(errno)));
     }
     if (!S_ISDIR(st.st_mode)) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("lock directory {} is not a directory", path),
                     "choose another --lock-dir");
     }
@@ -233,7 +232,7 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
         return tl::unexpected(std::move(safe.error()));
     }
     if (::faccessat(fd.get(), ".", X_OK, AT_EACCESS) != 0) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     fmt::format("cannot use lock directory {}: {}", path, errno_text(errno)),
                     other_dir_hint(path));
     }

@@ -15,7 +15,7 @@ using gpu::default_lock_dir;
 class LockDir {
   public:
     // Opens `path` (O_DIRECTORY|O_NOFOLLOW). When missing and `create` is true, creates it
-    // with mode 1777 (parent directories are not created). Refuses (ErrorKind::environment,
+    // with mode 1777 (parent directories are not created). Refuses (ErrorKind::failed,
     // with a hint) a path that is a symlink, not a directory, or writable by a non-root user
     // other than the caller without the sticky bit.
     [[nodiscard]] static Result<LockDir> open(const std::string& path, bool create);

@@ -27,7 +27,7 @@ Error open_failed(const std::string& file, const char* call, int err) {
                "make it sticky and world-writable (chmod 1777), or choose another --lock-dir";
     }
     return Error{
-        ErrorKind::environment,
+        ErrorKind::failed,
         fmt::format("cannot open lock file {}: {} failed: {}", file, call, errno_text(err)),
         hint};
 }
@@ -35,7 +35,7 @@ Error open_failed(const std::string& file, const char* call, int err) {
 } // namespace
 
 Error tampered_lock_file(const std::string& file, const std::string& what) {
-    return Error{ErrorKind::environment,
+    return Error{ErrorKind::failed,
                  fmt::format("refusing to use lock file {}: it is {}", file, what),
                  "lock files are only ever created as regular files by with-gpu; someone may be "
                  "tampering with the lock directory. Ask an administrator to investigate, or "
@@ -123,7 +123,7 @@ Result<OpenedLockFile> open_lock_file(const LockDir& dir, const std::string& nam
     }
     if (!opened.fd) {
         return tl::unexpected(Error{
-            ErrorKind::environment,
+            ErrorKind::failed,
             fmt::format("cannot open lock file {}: it keeps disappearing and reappearing", file),
             "lock files must never be deleted; check what is removing files in the lock "
             "directory"});

@@ -37,7 +37,7 @@ int flock_retrying(int fd, int operation) noexcept {
 }
 
 Error flock_error(int err) {
-    return Error{ErrorKind::environment,
+    return Error{ErrorKind::failed,
                  fmt::format("flock failed: {}", errno_text(err)),
                  "the lock directory must be on a local file system"};
 }
@@ -84,7 +84,7 @@ Result<PendingLock> PendingLock::start(Fd fd, int operation) {
         std::thread(wait_in_background, shared, raw, operation).detach();
     } catch (const std::system_error& e) {
         ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-        return fail(ErrorKind::environment, fmt::format("cannot start a thread: {}", e.what()));
+        return fail(ErrorKind::failed, fmt::format("cannot start a thread: {}", e.what()));
     }
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     return PendingLock(std::move(shared));

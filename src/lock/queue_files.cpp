@@ -23,10 +23,9 @@ constexpr std::string_view ticket_prefix = "queue-";
 constexpr std::string_view ticket_suffix = ".ticket";
 constexpr std::size_t ticket_digits = 20; // every uint64_t fits
 constexpr std::size_t max_ticket_bytes = 64 * 1024;
-constexpr std::chrono::milliseconds degraded_interval{200};
 
 Error io_error(const LockDir& dir, const std::string& name, const char* call, int err) {
-    return Error{ErrorKind::environment,
+    return Error{ErrorKind::failed,
                  fmt::format("{}({}/{}) failed: {}", call, dir.path(), name, errno_text(err)),
                  "check the lock directory's permissions, or choose another --lock-dir"};
 }
@@ -157,7 +156,7 @@ Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
         }
         const auto seq = next_ticket_seq(live, present);
         if (!seq) {
-            return fail(ErrorKind::environment,
+            return fail(ErrorKind::failed,
                         fmt::format("cannot join the queue in {}: a waiter holds a ticket with "
                                     "the largest sequence number allowed",
                                     dir.path()),
@@ -186,7 +185,7 @@ Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
         return ticket;
     }
     return fail(
-        ErrorKind::environment,
+        ErrorKind::failed,
         fmt::format("cannot join the queue in {}: ticket names keep being taken", dir.path()),
         "check what is creating files in the lock directory");
 }
@@ -239,21 +238,25 @@ Result<std::vector<TicketRecord>> read_queue(const LockDir& dir, std::vector<std
     return live;
 }
 
-Result<bool> wait_for_ticket(const LockDir& dir, std::uint64_t seq) {
+Result<std::optional<PendingLock>> wait_for_ticket(const LockDir& dir, std::uint64_t seq) {
     // Exactly the file read_queue found live. Anything else (gone, or replaced by something
     // that is not a ticket) has left: the next look will not name it again.
-    const Fd fd = open_ticket(dir, ticket_file_name(seq));
+    Fd fd = open_ticket(dir, ticket_file_name(seq));
     if (!fd) {
-        return true;
+        return std::optional<PendingLock>();
     }
-    // Blocks until the holder's LOCK_EX is gone. EINTR means a signal: let the caller look.
-    if (::flock(fd.get(), LOCK_SH) != 0) {
-        if (errno == EINTR) {
-            return false;
-        }
-        return tl::unexpected(io_error(dir, ticket_file_name(seq), "flock", errno));
+    auto pending = PendingLock::start(std::move(fd), LOCK_SH);
+    if (!pending) {
+        return tl::unexpected(std::move(pending.error()));
     }
-    return true;
+    auto granted = pending->granted();
+    if (!granted) {
+        return tl::unexpected(std::move(granted.error()));
+    }
+    if (*granted) {
+        return std::optional<PendingLock>(); // not held: its waiter has left (or died)
+    }
+    return std::optional<PendingLock>(std::move(*pending));
 }
 
 ReleaseWatch ReleaseWatch::open(const LockDir& dir) {
@@ -270,41 +273,24 @@ ReleaseWatch ReleaseWatch::open(const LockDir& dir) {
     return ReleaseWatch(std::move(fd));
 }
 
-bool ReleaseWatch::wait(std::chrono::milliseconds timeout) {
-    using Clock = std::chrono::steady_clock;
+bool ReleaseWatch::take_events() {
     if (!m_fd) {
-        const auto nap = std::min(timeout, degraded_interval);
-        if (::poll(nullptr, 0, static_cast<int>(nap.count())) < 0) {
-            return false;
-        }
-        return nap == degraded_interval;
+        return true; // degraded: every look might be news
     }
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        pollfd p{m_fd.get(), POLLIN, 0};
-        const int ready = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
-        if (ready <= 0) {
-            return false; // timeout, or EINTR
-        }
-        alignas(inotify_event) char buffer[4096];
-        bool relevant = false;
-        ssize_t n = 0;
-        while ((n = ::read(m_fd.get(), buffer, sizeof buffer)) > 0) {
-            for (ssize_t offset = 0; offset < n;) {
-                const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
-                const std::string_view name = event->len > 0 ? event->name : "";
-                relevant = relevant || name.substr(0, 4) == "gpu-" ||
-                           name.substr(0, ticket_prefix.size()) == ticket_prefix ||
-                           (event->mask & IN_Q_OVERFLOW) != 0;
-                offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
-            }
-        }
-        if (relevant) {
-            return true;
+    alignas(inotify_event) char buffer[4096];
+    bool relevant = false;
+    ssize_t n = 0;
+    while ((n = ::read(m_fd.get(), buffer, sizeof buffer)) > 0) {
+        for (ssize_t offset = 0; offset < n;) {
+            const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
+            const std::string_view name = event->len > 0 ? event->name : "";
+            relevant = relevant || name.substr(0, 4) == "gpu-" ||
+                       name.substr(0, ticket_prefix.size()) == ticket_prefix ||
+                       (event->mask & IN_Q_OVERFLOW) != 0;
+            offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
         }
     }
+    return relevant;
 }
 
 } // namespace withgpu::lock

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "lock/lock_dir.hpp"
+#include "lock/pending_lock.hpp"
 #include "os/fd.hpp"
 #include "util/error.hpp"
 
@@ -72,10 +73,12 @@ class QueueTicket {
 [[nodiscard]] Result<std::vector<TicketRecord>>
 read_queue(const LockDir& dir, std::vector<std::string>* notes = nullptr);
 
-// Blocks until the waiter holding ticket `seq` has left the queue (a ticket already gone,
-// or replaced by something that is not a ticket, has left). Returns false if a signal interrupted
-// the wait first.
-[[nodiscard]] Result<bool> wait_for_ticket(const LockDir& dir, std::uint64_t seq);
+// Starts waiting for the waiter holding ticket `seq` to leave the queue: nullopt when it has
+// left already (the ticket is gone, unlocked, or replaced by something that is not a ticket);
+// otherwise a pending shared lock on its file, whose ready_fd() becomes readable when it leaves
+// (or dies). Costs nothing while it waits.
+[[nodiscard]] Result<std::optional<PendingLock>> wait_for_ticket(const LockDir& dir,
+                                                                 std::uint64_t seq);
 
 // "queue-00000000000000000042.ticket"
 [[nodiscard]] std::string ticket_file_name(std::uint64_t seq);
@@ -89,11 +92,15 @@ class ReleaseWatch {
   public:
     [[nodiscard]] static ReleaseWatch open(const LockDir& dir);
 
-    // Returns true when such an event happened (or, degraded, when the fallback interval
-    // passed), false when `timeout` passed or a signal interrupted the wait.
-    [[nodiscard]] bool wait(std::chrono::milliseconds timeout);
-
+    // Readable when something happened; -1 when degraded (then look again every
+    // degraded_interval instead).
+    [[nodiscard]] int fd() const noexcept { return m_fd.get(); }
     [[nodiscard]] bool degraded() const noexcept { return !m_fd.valid(); }
+    // Reads what happened: true if a claim ended or a ticket left (other files' events are
+    // not news). Never blocks.
+    [[nodiscard]] bool take_events();
+
+    static constexpr std::chrono::milliseconds degraded_interval{200};
 
   private:
     explicit ReleaseWatch(Fd fd) : m_fd(std::move(fd)) {}

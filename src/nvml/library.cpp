@@ -180,7 +180,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& name) {
     if (!handle) {
         const char* why = ::dlerror();
         return fail(
-            ErrorKind::environment,
+            ErrorKind::driver,
             fmt::format("cannot load NVML ({}): {}", name, why != nullptr ? why : "dlopen failed"),
             load_hint());
     }
@@ -190,7 +190,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& name) {
     library->m_handle = std::move(handle);
     Api& api = library->m_api;
     if (const auto missing = resolve_api(library->m_handle.get(), api); !missing.empty()) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::driver,
                     fmt::format("{} is not a usable NVML library: it lacks {}",
                                 name,
                                 fmt::join(missing, ", ")),
@@ -201,7 +201,7 @@ Result<std::unique_ptr<Library>> Library::open(const std::string& name) {
 
     const nvmlReturn_t rc = api.init();
     if (rc != NVML_SUCCESS) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::driver,
                     fmt::format("NVML could not be initialised: {} ({} in {})",
                                 error_text(api, rc),
                                 api.init_name,

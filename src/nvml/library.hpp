@@ -77,7 +77,7 @@ class Session {
 // + dlclose on destruction, in that order.
 class Library {
   public:
-    // `name` is a file name or path for dlopen. Errors (ErrorKind::environment) name the
+    // `name` is a file name or path for dlopen. Errors (ErrorKind::driver) name the
     // library and dlerror()/nvmlErrorString, with a hint.
     [[nodiscard]] static Result<std::unique_ptr<Library>> open(const std::string& name);
 

@@ -22,7 +22,7 @@ class Library; // library.hpp, internal to nvml/
 class Nvml {
   public:
     // `library` is a file name or path for dlopen; empty means default_library.
-    // Errors (ErrorKind::environment) name the library and dlerror()/nvmlErrorString,
+    // Errors (ErrorKind::driver) name the library and dlerror()/nvmlErrorString,
     // with a hint (install the driver, --nvml-library, or the simulator).
     [[nodiscard]] static Result<Nvml> open(const std::string& library = {});
 
@@ -34,7 +34,7 @@ class Nvml {
     // returned with `error` set and the rest of its fields as far as they could be read;
     // it never fails the whole snapshot. Only a failure to count devices is an Error.
     // Processes carry what NVML knows (pid, kind, memory); user and command are left for the
-    // caller to find in /proc (app::read_machine).
+    // caller to find in /proc (core::read_machine).
     [[nodiscard]] Result<gpu::MachineSnapshot> snapshot() const;
 
     // The path or name that was loaded, for messages.

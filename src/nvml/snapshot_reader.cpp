@@ -231,7 +231,7 @@ Result<gpu::MachineSnapshot> read_snapshot(const Library& library) {
     unsigned count = 0;
     const nvmlReturn_t rc = api.device_count(&count);
     if (rc != NVML_SUCCESS) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::driver,
                     fmt::format("NVML could not count the GPUs: {} ({} in {})",
                                 error_text(api, rc),
                                 api.device_count_name,

@@ -121,7 +121,7 @@ Result<Ticket> decode(std::string_view text) {
     try {
         const json doc = json::parse(text);
         if (doc.at("version").get<int>() != 1) {
-            return fail(ErrorKind::environment, "queue ticket of an unknown version");
+            return fail(ErrorKind::failed, "queue ticket of an unknown version");
         }
         Ticket t;
         t.seq = doc.at("seq").get<std::uint64_t>();
@@ -143,7 +143,7 @@ Result<Ticket> decode(std::string_view text) {
             t.request, [&](const char* name, auto& value) { value_from(r, name, value); });
         return t;
     } catch (const json::exception& e) {
-        return fail(ErrorKind::environment, std::string("unreadable queue ticket: ") + e.what());
+        return fail(ErrorKind::failed, std::string("unreadable queue ticket: ") + e.what());
     }
 }
 

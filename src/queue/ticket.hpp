@@ -27,7 +27,7 @@ struct Ticket {
 // only words the waiter's own reasons.
 [[nodiscard]] std::string encode(const Ticket& ticket);
 
-// ErrorKind::environment for anything that is not a ticket written by encode().
+// ErrorKind::failed for anything that is not a ticket written by encode().
 [[nodiscard]] Result<Ticket> decode(std::string_view text);
 
 } // namespace withgpu::queue

@@ -147,7 +147,7 @@ tl::unexpected<Error> spawn_error(const ResolvedCommand& command, int error) {
         return not_executable(command.path, error);
     default:
         return fail(
-            ErrorKind::environment,
+            ErrorKind::failed,
             fmt::format("cannot start {}: posix_spawn: {}", command.path, errno_text(error)),
             error == E2BIG ? "the arguments and environment are too large"
                            : "check the system's process and memory limits");
@@ -166,7 +166,7 @@ ExitStatus exit_status_from(int wait_status) {
 }
 
 tl::unexpected<Error> wait_error(pid_t pid, int error) {
-    return fail(ErrorKind::environment,
+    return fail(ErrorKind::failed,
                 fmt::format("waiting for the command (pid {}) failed: {}", pid, errno_text(error)),
                 "this is a bug in with-gpu or its environment; the command may still be running");
 }
@@ -249,13 +249,13 @@ Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
     SpawnAttributes attributes;
     if (!actions.ok() || !attributes.ok()) {
         return fail(
-            ErrorKind::environment,
+            ErrorKind::failed,
             fmt::format("cannot start {}: out of memory preparing posix_spawn", command.path));
     }
     for (const int fd : inherit_fds) {
         if (::fcntl(fd, F_GETFD) == -1) {
             return fail(
-                ErrorKind::environment,
+                ErrorKind::failed,
                 fmt::format(
                     "cannot pass descriptor {} to {}: {}", fd, command.path, errno_text(errno)),
                 "this is a bug in with-gpu; please report it");
@@ -265,7 +265,7 @@ Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
         if (const int error = ::posix_spawn_file_actions_adddup2(actions.get(), fd, fd);
             error != 0) {
             return fail(
-                ErrorKind::environment,
+                ErrorKind::failed,
                 fmt::format(
                     "cannot pass descriptor {} to {}: {}", fd, command.path, errno_text(error)));
         }

@@ -245,7 +245,7 @@ Result<VisibleDevices> parse_cuda_visible_devices(const std::optional<std::strin
     for (const std::string_view raw : split(text, ',')) {
         const std::string_view item = text::trim(raw);
         if (text::istarts_with(item, "MIG-")) {
-            return fail(ErrorKind::environment,
+            return fail(ErrorKind::failed,
                         fmt::format("CUDA_VISIBLE_DEVICES names a MIG device; with-gpu does not "
                                     "support MIG yet (CUDA_VISIBLE_DEVICES={})",
                                     visible.original),

@@ -60,7 +60,7 @@ struct VisibleDevices {
 // ordinals under CUDA_DEVICE_ORDER=PCI_BUS_ID) or GPU UUIDs ("GPU-" prefix); parsing stops
 // at the first invalid item (CUDA ignores the rest); "" and "NoDevFiles" mean no device;
 // -1 or any negative index ends the list. MIG identifiers ("MIG-...") are an
-// ErrorKind::environment error (not supported yet) rather than a silent wrong GPU.
+// ErrorKind::failed error (not supported yet) rather than a silent wrong GPU.
 // `value` is nullopt when the variable is unset.
 [[nodiscard]] Result<VisibleDevices>
 parse_cuda_visible_devices(const std::optional<std::string>& value);

@@ -72,7 +72,7 @@ Result<std::string> gres_conf(const gpu::MachineSnapshot& machine,
         described.push_back(&g);
     }
     if (described.empty()) {
-        return fail(ErrorKind::environment,
+        return fail(ErrorKind::failed,
                     "no GPU of this machine can be described for gres.conf",
                     machine.gpus.empty() ? "NVML shows no GPU on this machine"
                                          : "see with-gpu --status for what is wrong with them");

@@ -23,7 +23,7 @@ namespace withgpu::slurm {
 // (`GresTypes=gpu` and `NodeName=<node> Gres=gpu:<type>:<n>[,...]`). `core_of_cpu` maps a
 // logical CPU to SLURM's core index (hardware threads of one core share it); without an entry
 // for a CPU the CPU number is used. GPUs that cannot be described (lost, no minor number) are
-// named in a comment and left out. Error (ErrorKind::environment) when no GPU is left.
+// named in a comment and left out. Error (ErrorKind::failed) when no GPU is left.
 [[nodiscard]] Result<std::string> gres_conf(const gpu::MachineSnapshot& machine,
                                             std::string_view node_name,
                                             const std::map<unsigned, unsigned>& core_of_cpu);

@@ -36,7 +36,9 @@ report::Style Printer::style() const {
 }
 
 void Printer::print(std::string_view text) {
-    fmt::print(m_stream, "{}", text);
+    // stdio, not fmt::print: output is best effort and must never throw (fmt throws when a
+    // write fails, e.g. into a closed pipe).
+    static_cast<void>(std::fwrite(text.data(), 1, text.size(), m_stream));
     std::fflush(m_stream);
 }
 

@@ -9,18 +9,22 @@
 
 namespace withgpu {
 
-// What kind of failure this is; app/ maps each kind to a documented exit code.
+// What kind of failure this is; the front ends map each kind to a documented exit code (the
+// CLI) or exception (the library and the Python package).
 enum class ErrorKind {
     usage,          // bad flags, bad values, bad configuration (exit 2)
     no_gpu_now,     // nothing suitable is free right now (exit 75)
     timeout,        // --timeout expired (exit 124)
-    environment,    // NVML/driver, lock directory, impossible request, internal (exit 125)
+    impossible,     // the request can never be met on this machine (exit 125)
+    driver,         // NVML cannot be loaded or read (exit 125)
+    failed,         // anything else with-gpu could not do: lock directory, system (exit 125)
+    cancelled,      // the caller ended a wait (the CLI: a signal, which it then dies of)
     not_executable, // the command exists but cannot be executed (exit 126)
     not_found,      // the command was not found (exit 127)
 };
 
 struct Error {
-    ErrorKind kind = ErrorKind::environment;
+    ErrorKind kind = ErrorKind::failed;
     std::string message; // what went wrong, with context (file, GPU, call)
     std::string hint;    // what the user can do about it; may be empty
 };

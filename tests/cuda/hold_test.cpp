@@ -55,7 +55,7 @@ TEST(CudaBusId, NormalisesEveryFormTheDriverTakes) {
 TEST_F(HoldTest, MissingLibraryIsAClearError) {
     const auto driver = Driver::open("/nonexistent/libcuda.so.1");
     ASSERT_FALSE(driver);
-    EXPECT_EQ(driver.error().kind, ErrorKind::environment);
+    EXPECT_EQ(driver.error().kind, ErrorKind::failed);
     EXPECT_NE(
         driver.error().message.find("cannot load the CUDA driver (/nonexistent/libcuda.so.1)"),
         std::string::npos)
@@ -182,7 +182,7 @@ TEST_F(HoldTest, NothingHeldIsAnErrorAndLeavesNothingBehind) {
     const Driver driver = open_driver();
     const auto hold = Hold::make(driver, "0000:01:00.0", Fraction{0.25});
     ASSERT_FALSE(hold);
-    EXPECT_EQ(hold.error().kind, ErrorKind::environment);
+    EXPECT_EQ(hold.error().kind, ErrorKind::failed);
     EXPECT_EQ(hold.error().message,
               "cuMemAlloc_v2 failed on GPU 0000:01:00.0: out of memory (CUDA_ERROR_OUT_OF_MEMORY)");
     EXPECT_EQ(nvml_memory_of(0, ::getpid()), std::nullopt); // the context was released

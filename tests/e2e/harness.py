@@ -63,6 +63,17 @@ def check_no_overlap(testcase, records):
     return by_gpu
 
 
+def wait_until(predicate, timeout=30.0, what="condition"):
+    """Polls `predicate` until it returns a true value (returned); fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def read_job_log(path):
     """The job_recorder log: list of dicts with uuids, start, end, pid, label."""
     if not os.path.exists(path):
@@ -162,13 +173,7 @@ class Case(unittest.TestCase):
 
     # -- waiting for conditions (never a fixed sleep) -----------------------
     def wait_until(self, predicate, timeout=30.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.01)
-        self.fail(f"timed out after {timeout}s waiting for {what}")
+        return wait_until(predicate, timeout, what)
 
     def claim_of(self, index):
         return self.status()["gpus"][index]["claim"]

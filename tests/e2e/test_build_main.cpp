@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 int main(int argc, char** argv) {
-    withgpu::app::Installation installation;
+    withgpu::core::Installation installation;
     if (const char* path = std::getenv("WITH_GPU_TEST_SYSTEM_CONFIG"); path && *path) {
         installation.system_config = path;
     }

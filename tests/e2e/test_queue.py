@@ -8,12 +8,22 @@ import select
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import time
 import unittest
 
 from harness import (BIN, JOB_RECORDER, Case, busy, check_no_overlap, gpu, read_job_log,
                      uuid_of, GIB)
+
+
+# Takes the lock named by argv[1] and stops itself while holding it, as Ctrl-Z would.
+STOP_HOLDING_THE_LOCK = """
+import fcntl, os, signal, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
 
 
 def process_state(pid):
@@ -220,6 +230,25 @@ class TimeoutAndSignalTest(QueueCase):
         r = self.run_wg("--timeout", "2", "true", timeout=60)
         self.assert_clean_error(r, 124, "gave up waiting after --timeout 2.0s")
         self.assertLess(time.monotonic() - start, 10)
+
+    def test_a_decision_lock_held_by_a_stopped_process_stalls_nobody_for_long(self):
+        # Ctrl-Z on a --status at the wrong moment left everyone waiting for decide.lock until
+        # it ran again. After 10 s (the patience) with-gpu decides without it, with a note.
+        self.machine([gpu(0)])
+        self.assertEqual(self.run_wg("true").returncode, 0)  # creates the lock directory
+        lock = os.path.join(self.lock_dir, "decide.lock")
+        holder = subprocess.Popen([sys.executable, "-c", STOP_HOLDING_THE_LOCK, lock])
+        self.addCleanup(holder.wait)
+        self.addCleanup(os.kill, holder.pid, signal.SIGCONT)
+        self.wait_until(lambda: process_state(holder.pid) in ("T", "t"), what="the stopped holder")
+        start = time.monotonic()
+        children = {args: self.popen_wg(*args) for args in (("true",), ("--status",), ("--dry-run",))}
+        for args, child in children.items():
+            with self.subTest(args=args):
+                _, stderr = child.communicate(timeout=120)
+                self.assertEqual(child.returncode, 0, stderr)
+                self.assertIn("deciding without the decision lock", stderr)
+        self.assertGreaterEqual(time.monotonic() - start, 9)
 
     def test_timeout_alone_implies_wait_and_succeeds_when_freed(self):
         self.machine([gpu(0)])

@@ -220,7 +220,7 @@ void run_gpu_list(std::string_view data) {
 void run_ticket(std::string_view data) {
     auto ticket = queue::decode(data);
     if (!ticket) {
-        check(ticket.error().kind == ErrorKind::environment, "decode: error kind");
+        check(ticket.error().kind == ErrorKind::failed, "decode: error kind");
         return;
     }
     const std::string encoded = queue::encode(*ticket);
@@ -413,10 +413,10 @@ void run_config(std::string_view data) {
         return;
     }
     if (const auto* options = std::get_if<cli::Options>(&*parsed)) {
-        check(options->request.min_gpus >= 1 &&
-                  options->request.max_gpus >= options->request.min_gpus,
+        check(options->launch.request.min_gpus >= 1 &&
+                  options->launch.request.max_gpus >= options->launch.request.min_gpus,
               "cli::parse: accepted an inconsistent GPU count");
-        const selection::Request& r = options->request;
+        const selection::Request& r = options->launch.request;
         check(!r.max_utilization_percent || *r.max_utilization_percent <= 100,
               "cli::parse: accepted a utilisation above 100%");
         check(!r.gpu_type || !r.gpu_type->empty(), "cli::parse: accepted an empty --gpu-type");

@@ -98,12 +98,28 @@ files=(
     /usr/share/zsh/vendor-completions/_with-gpu
     /usr/share/fish/vendor_completions.d/with-gpu.fish
 )
+# The Python package, for Debian's python3, when the build made it (WITH_GPU_PYTHON).
+python_files=()
+if grep -q '^WITH_GPU_PYTHON:BOOL=ON' "$build/CMakeCache.txt"; then
+    python_files=(
+        /usr/lib/python3/dist-packages/with_gpu/__init__.py
+        /usr/lib/python3/dist-packages/with_gpu/__init__.pyi
+        /usr/lib/python3/dist-packages/gpu_scheduler/__init__.py
+    )
+    files+=("${python_files[@]}")
+fi
 listing=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\.##')
 for f in "${files[@]}"; do
     grep -qx -- "$f" <<<"$listing" || die "$f is not in the package"
 done
 if grep -q 'libnvidia-ml' <<<"$listing"; then
     die "the NVML simulator must not be in the package"
+fi
+if ((${#python_files[@]})) && ! grep -qE '^/usr/lib/python3/dist-packages/with_gpu/_native\..*\.so$' <<<"$listing"; then
+    die "the Python package's extension module is not in the package"
+fi
+if grep -qE 'libwith_gpu|/include/' <<<"$listing"; then
+    die "the C++ library is for cmake --install only (cmake/Packaging.cmake)"
 fi
 if grep -q 'with-gpu-test-build' <<<"$listing"; then
     die "the test build with-gpu-test-build must not be in the package"
@@ -231,6 +247,17 @@ out=$(WITH_GPU_SYSTEM_CONFIG=$work/system.toml WITH_GPU_TEST_SYSTEM_CONFIG=$work
     /usr/bin/with-gpu --show-config) || die "with-gpu --show-config failed: $out"
 if grep -q "$work/system.toml" <<<"$out"; then
     die "the installed with-gpu read a system file named in the environment: $out"
+fi
+if ((${#python_files[@]})); then
+    # The installed package, by Debian's python3 from anywhere (not the build tree).
+    out=$(cd / && env -u PYTHONPATH WITH_GPU_NVML_LIBRARY="$sim_dir/libnvidia-ml.so.1" \
+        /usr/bin/python3 -c 'import with_gpu, gpu_scheduler
+with with_gpu.acquire(count=2) as lease:
+    print(with_gpu.__file__, len(lease.indices), len(gpu_scheduler.get_gpu_info()))') ||
+        die "the installed Python package failed: $out"
+    [[ $out == "/usr/lib/python3/dist-packages/with_gpu/__init__.py 2 8" ]] ||
+        die "the installed Python package printed '$out'"
+    echo "   python3: with_gpu claimed 2 GPUs; gpu_scheduler sees 8"
 fi
 unset LD_LIBRARY_PATH WITH_GPU_SIM_MACHINE WITH_GPU_LOCK_DIR XDG_CONFIG_HOME
 

@@ -99,10 +99,10 @@ TEST_F(ClaimTest, RefusesUuidsThatAreNotPlainNames) {
                                                            std::string(300, 'a')}) {
         auto claim = Claim::try_acquire(dir(), {gpu_a, bad});
         ASSERT_FALSE(claim) << bad;
-        EXPECT_EQ(claim.error().kind, ErrorKind::environment);
+        EXPECT_EQ(claim.error().kind, ErrorKind::failed);
         auto claims = read_claims(dir(), {bad});
         ASSERT_FALSE(claims) << bad;
-        EXPECT_EQ(claims.error().kind, ErrorKind::environment);
+        EXPECT_EQ(claims.error().kind, ErrorKind::failed);
     }
     // Checked before anything is created.
     EXPECT_TRUE(fs::is_empty(path()));
@@ -374,7 +374,7 @@ TEST_F(ClaimTest, PlantedOwnClaimFileMakesOnlyThatGpuUnusable) {
     for (const auto& uuid : {gpu_a, gpu_b, gpu_c}) {
         auto claim = Claim::try_acquire(dir(), {uuid});
         ASSERT_FALSE(claim) << uuid;
-        EXPECT_EQ(claim.error().kind, ErrorKind::environment);
+        EXPECT_EQ(claim.error().kind, ErrorKind::failed);
         EXPECT_NE(claim.error().message.find(file_of(uuid).string()), std::string::npos)
             << claim.error().message;
         EXPECT_NE(claim.error().hint.find("tampering"), std::string::npos);
@@ -419,9 +419,7 @@ TEST_F(ClaimTest, PlantedFilesNamedForAnotherUserAreIgnoredWithANote) {
 
 // Another user's claim file that we may not read might be a real claim: it counts as one.
 TEST_F(ClaimTest, AnotherUsersUnreadableClaimFileCountsAsClaimed) {
-    if (!wt::running_as_root()) {
-        GTEST_SKIP() << "needs root to act as two users";
-    }
+    WITH_GPU_REQUIRE_ROOT("to act as two users");
     { Claim created = claim({gpu_a}); } // root's file, now free
     ASSERT_EQ(::chmod(file_of(gpu_a).c_str(), 0), 0);
     const int code = wt::run_in_child([&] {
@@ -450,9 +448,7 @@ TEST_F(ClaimTest, AnotherUsersUnreadableClaimFileCountsAsClaimed) {
 
 // A file under our name that someone else owns could be deleted by them while we hold it.
 TEST_F(ClaimTest, OwnClaimFileOwnedByAnotherUserIsRefused) {
-    if (!wt::running_as_root()) {
-        GTEST_SKIP() << "needs root to act as two users";
-    }
+    WITH_GPU_REQUIRE_ROOT("to act as two users");
     write_file(file_of(gpu_a), "");
     ASSERT_EQ(::chown(file_of(gpu_a).c_str(), wt::nobody_uid, wt::nobody_gid), 0);
     auto claim = Claim::try_acquire(dir(), {gpu_a});
@@ -467,9 +463,7 @@ TEST_F(ClaimTest, OwnClaimFileOwnedByAnotherUserIsRefused) {
 // Issue 12, item 15: user A made the lock file of a GPU, user B holds the GPU; A deletes
 // every file it owns and claims again. That must fail while B holds the GPU.
 TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
-    if (!wt::running_as_root()) {
-        GTEST_SKIP() << "needs root to act as two users";
-    }
+    WITH_GPU_REQUIRE_ROOT("to act as two users");
     constexpr uid_t user_a = 61001;
     constexpr uid_t user_b = 61002;
     const auto as = [](uid_t uid) {

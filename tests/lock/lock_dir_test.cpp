@@ -54,7 +54,7 @@ TEST(LockDir, MissingDirectoryIsAnErrorWithoutCreate) {
     const auto path = tmp.path() / "locks";
     auto dir = LockDir::open(path.string(), false);
     ASSERT_FALSE(dir);
-    EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+    EXPECT_EQ(dir.error().kind, ErrorKind::failed);
     EXPECT_NE(dir.error().message.find(path.string()), std::string::npos);
     EXPECT_FALSE(fs::exists(path));
 }
@@ -63,7 +63,7 @@ TEST(LockDir, ParentsAreNotCreated) {
     TempDir tmp;
     auto dir = LockDir::open((tmp.path() / "a" / "b").string(), true);
     ASSERT_FALSE(dir);
-    EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+    EXPECT_EQ(dir.error().kind, ErrorKind::failed);
     EXPECT_FALSE(fs::exists(tmp.path() / "a"));
 }
 
@@ -76,7 +76,7 @@ TEST(LockDir, RefusesSymlinkToADirectory) {
     for (const bool create : {false, true}) {
         auto dir = LockDir::open(link.string(), create);
         ASSERT_FALSE(dir);
-        EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+        EXPECT_EQ(dir.error().kind, ErrorKind::failed);
         EXPECT_NE(dir.error().message.find("symbolic link"), std::string::npos)
             << dir.error().message;
         EXPECT_NE(dir.error().message.find(link.string()), std::string::npos);
@@ -106,7 +106,7 @@ TEST(LockDir, RefusesSymlinksWhateverTheSpellingAndInEveryComponent) {
         for (const bool create : {false, true}) {
             auto dir = LockDir::open(spelling, create);
             ASSERT_FALSE(dir) << spelling;
-            EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+            EXPECT_EQ(dir.error().kind, ErrorKind::failed);
             EXPECT_NE(dir.error().message.find("symbolic link"), std::string::npos)
                 << dir.error().message;
         }
@@ -121,9 +121,7 @@ TEST(LockDir, RefusesSymlinksWhateverTheSpellingAndInEveryComponent) {
 
 // A symlink that only root controls (like /var/run -> /run) may lead to the lock directory.
 TEST(LockDir, FollowsASymlinkOnlyRootCanChange) {
-    if (!testing::running_as_root()) {
-        GTEST_SKIP() << "needs root to make a root-owned symlink in a root-only directory";
-    }
+    WITH_GPU_REQUIRE_ROOT("to make a root-owned symlink in a root-only directory");
     TempDir tmp;
     ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
     fs::create_directory(tmp.path() / "real");
@@ -166,7 +164,7 @@ TEST(LockDir, RefusesOwnWorldWritableDirectoryWithoutStickyBit) {
     ASSERT_EQ(::chmod(path.c_str(), 0777), 0);
     auto dir = LockDir::open(path.string(), true);
     ASSERT_FALSE(dir);
-    EXPECT_EQ(dir.error().kind, ErrorKind::environment);
+    EXPECT_EQ(dir.error().kind, ErrorKind::failed);
     EXPECT_NE(dir.error().message.find("not sticky"), std::string::npos) << dir.error().message;
     EXPECT_NE(dir.error().hint.find("chmod 1777 " + path.string()), std::string::npos)
         << dir.error().hint;
@@ -192,9 +190,7 @@ TEST(LockDir, AcceptsPrivateDirectory) {
 }
 
 TEST(LockDir, DirectoryOfAnotherUserMustBeSticky) {
-    if (!testing::running_as_root()) {
-        GTEST_SKIP() << "needs root to give a directory to another user";
-    }
+    WITH_GPU_REQUIRE_ROOT("to give a directory to another user");
     TempDir tmp;
     const auto path = tmp.path() / "locks";
     fs::create_directory(path);
@@ -219,9 +215,7 @@ TEST(LockDir, DirectoryOfAnotherUserMustBeSticky) {
 }
 
 TEST(LockDir, RootOwnedReadOnlyDirectoryIsSafe) {
-    if (!testing::running_as_root()) {
-        GTEST_SKIP() << "needs root to create a directory owned by root";
-    }
+    WITH_GPU_REQUIRE_ROOT("to create a directory owned by root");
     TempDir tmp;
     ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
     const auto path = tmp.path() / "locks";

@@ -9,10 +9,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <grp.h>
 #include <poll.h>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 #include <vector>
 
@@ -29,6 +31,24 @@ inline constexpr int child_error = 2;
 inline bool running_as_root() {
     return ::geteuid() == 0;
 }
+
+// Whether a test that cannot run here must fail rather than skip: CI runs as root with every
+// package and sets WITH_GPU_REQUIRE_ALL_TESTS=1 (.ci/run), so a skip there hides a lost test.
+inline bool all_tests_required() {
+    const char* value = std::getenv("WITH_GPU_REQUIRE_ALL_TESTS");
+    return value != nullptr && std::string_view(value) == "1";
+}
+
+// In a test body: skips (or, where every test is required, fails) unless running as root.
+#define WITH_GPU_REQUIRE_ROOT(why)                                                                 \
+    do {                                                                                           \
+        if (!::withgpu::testing::running_as_root()) {                                              \
+            if (::withgpu::testing::all_tests_required()) {                                        \
+                FAIL() << "needs root " << (why) << ", and WITH_GPU_REQUIRE_ALL_TESTS=1";          \
+            }                                                                                      \
+            GTEST_SKIP() << "needs root " << (why);                                                \
+        }                                                                                          \
+    } while (false)
 
 // Runs `body` in a forked child and returns its exit code (or 128 + signal).
 inline int run_in_child(const std::function<int()>& body) {

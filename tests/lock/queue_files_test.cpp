@@ -8,11 +8,17 @@
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
 namespace withgpu::lock {
 namespace {
+
+bool readable_within(int fd, std::chrono::milliseconds timeout) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+}
 
 using withgpu::testing::exit_code_of;
 using withgpu::testing::fork_process;
@@ -82,7 +88,7 @@ TEST_F(QueueFilesTest, ADeadWaitersTicketIsRemovedByTheNextReader) {
 TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
     auto gone = wait_for_ticket(*m_dir, 99);
     ASSERT_TRUE(gone.has_value());
-    EXPECT_TRUE(*gone); // a ticket that does not exist has left
+    EXPECT_FALSE(gone->has_value()); // a ticket that does not exist has left
 
     int ready[2]; // child -> parent
     int go[2];    // parent -> child
@@ -100,10 +106,12 @@ TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
     auto alive = read_queue(*m_dir);
     ASSERT_TRUE(alive.has_value());
     EXPECT_EQ(alive->size(), 1U);
+    auto pending = wait_for_ticket(*m_dir, 1);
+    ASSERT_TRUE(pending.has_value() && pending->has_value()) << "the child holds it";
+    EXPECT_FALSE(readable_within((*pending)->ready_fd(), std::chrono::milliseconds(0)));
     (void)!::write(go[1], "g", 1);
-    auto left = wait_for_ticket(*m_dir, 1); // blocks until the child has left
-    ASSERT_TRUE(left.has_value());
-    EXPECT_TRUE(*left);
+    ASSERT_TRUE(readable_within((*pending)->ready_fd(), std::chrono::seconds(30)));
+    EXPECT_EQ((*pending)->granted(), true); // the child has left
     EXPECT_EQ(exit_code_of(child), 0);
     for (int fd : {ready[0], ready[1], go[0], go[1]}) {
         ::close(fd);
@@ -113,18 +121,21 @@ TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
 TEST_F(QueueFilesTest, ReleaseWatchWakesOnAClaimEndingAndTimesOutOtherwise) {
     auto watch = ReleaseWatch::open(*m_dir);
     ASSERT_FALSE(watch.degraded());
-    EXPECT_FALSE(watch.wait(std::chrono::milliseconds(50))); // nothing happened
+    EXPECT_FALSE(readable_within(watch.fd(), std::chrono::milliseconds(50))); // nothing happened
     {
         auto claim = Claim::try_acquire(*m_dir, {"GPU-aaaa"});
         ASSERT_TRUE(claim.has_value() && claim->has_value());
     } // released here: the last descriptor of the lock file closes
-    EXPECT_TRUE(watch.wait(std::chrono::seconds(10)));
+    ASSERT_TRUE(readable_within(watch.fd(), std::chrono::seconds(10)));
+    EXPECT_TRUE(watch.take_events());
+    EXPECT_FALSE(readable_within(watch.fd(), std::chrono::milliseconds(0))); // all read
     // The decision lock's own file is not a release.
     {
         auto decision = DecisionLock::acquire(*m_dir, DecisionLock::Mode::exclusive);
         ASSERT_TRUE(decision.has_value());
     }
-    EXPECT_FALSE(watch.wait(std::chrono::milliseconds(50)));
+    ASSERT_TRUE(readable_within(watch.fd(), std::chrono::seconds(10))); // an event ...
+    EXPECT_FALSE(watch.take_events());                                  // ... but no news
 }
 
 TEST(NextTicketSeq, IsOneMoreThanTheLatestLiveTicketSkippingNamesThatExist) {
@@ -205,14 +216,12 @@ TEST_F(QueueFilesTest, PlantedTicketFilesAreSkippedWithANote) {
     EXPECT_EQ(b.seq(), 5U);                 // names that exist are skipped
     auto gone = wait_for_ticket(*m_dir, 3); // not a ticket: nothing to wait for
     ASSERT_TRUE(gone.has_value());
-    EXPECT_TRUE(*gone);
+    EXPECT_FALSE(gone->has_value());
     EXPECT_EQ(read_queue(*m_dir)->size(), 2U);
 }
 
 TEST_F(QueueFilesTest, ADeadTicketThatCannotBeRemovedIsSkipped) {
-    if (!withgpu::testing::running_as_root()) {
-        GTEST_SKIP() << "needs root to act as another user";
-    }
+    WITH_GPU_REQUIRE_ROOT("to act as another user");
     const auto dir_path = m_tmp.path() / "locks";
     ASSERT_EQ(::chmod(m_tmp.path().c_str(), 0755), 0);
     touch(dir_path / ticket_file_name(1)); // root's, dead: another user may not remove it

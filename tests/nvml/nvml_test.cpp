@@ -1,7 +1,7 @@
 // The NVML reader against the simulator, loaded by explicit path. Each test writes its own
 // machine file and names it in WITH_GPU_SIM_MACHINE before opening. One test also joins the
 // processes with /proc as app/ does.
-#include "app/machine.hpp"
+#include "core/machine.hpp"
 #include "nvml/nvml.hpp"
 #include "procfs/process_info.hpp"
 #include "support/machine_file.hpp"
@@ -362,7 +362,7 @@ TEST_F(NvmlSim, ProcessesCarryUserAndCommandFromProc) {
     EXPECT_FALSE(p->user.has_value());
     EXPECT_FALSE(p->command.has_value());
 
-    app::add_process_details(machine);
+    core::add_process_details(machine);
     p = find_process(machine.gpus[0], self);
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(p->used_memory_bytes, 1234 * mib);
@@ -426,7 +426,7 @@ TEST_F(NvmlSim, InitErrorIsReportedWithTheDriversWords) {
     write_machine(machine);
     const auto nvml = open_sim();
     ASSERT_FALSE(nvml);
-    EXPECT_EQ(nvml.error().kind, ErrorKind::environment);
+    EXPECT_EQ(nvml.error().kind, ErrorKind::driver);
     EXPECT_NE(nvml.error().message.find("NVML could not be initialised: Driver Not Loaded"),
               std::string::npos)
         << nvml.error().message;
@@ -437,7 +437,7 @@ TEST_F(NvmlSim, UnsetMachineFileMeansNoDriver) {
     ASSERT_EQ(::unsetenv("WITH_GPU_SIM_MACHINE"), 0);
     const auto nvml = open_sim();
     ASSERT_FALSE(nvml);
-    EXPECT_EQ(nvml.error().kind, ErrorKind::environment);
+    EXPECT_EQ(nvml.error().kind, ErrorKind::driver);
     EXPECT_NE(nvml.error().message.find("NVML could not be initialised: Driver Not Loaded"),
               std::string::npos)
         << nvml.error().message;
@@ -449,7 +449,7 @@ TEST(NvmlOpen, MissingLibraryIsNamedWithAHint) {
     const auto nvml = Nvml::open(path);
     ASSERT_FALSE(nvml);
     const Error& error = nvml.error();
-    EXPECT_EQ(error.kind, ErrorKind::environment);
+    EXPECT_EQ(error.kind, ErrorKind::driver);
     EXPECT_EQ(error.message.rfind("cannot load NVML (" + path + "): ", 0), 0U) << error.message;
     EXPECT_NE(error.message.find("No such file"), std::string::npos) << error.message;
     EXPECT_NE(error.hint.find("NVIDIA driver"), std::string::npos) << error.hint;
@@ -461,7 +461,7 @@ TEST(NvmlOpen, MissingLibraryIsNamedWithAHint) {
 TEST(NvmlOpen, LibraryWithoutNvmlSymbolsIsRejected) {
     const auto nvml = Nvml::open("libm.so.6");
     ASSERT_FALSE(nvml);
-    EXPECT_EQ(nvml.error().kind, ErrorKind::environment);
+    EXPECT_EQ(nvml.error().kind, ErrorKind::driver);
     EXPECT_NE(nvml.error().message.find("libm.so.6"), std::string::npos) << nvml.error().message;
     EXPECT_NE(nvml.error().message.find("nvmlInit_v2"), std::string::npos) << nvml.error().message;
 }

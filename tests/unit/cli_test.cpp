@@ -27,8 +27,8 @@ Error error_of(std::vector<std::string> args) {
 TEST(CliTest, CommandAndItsOptionsAreSeparated) {
     auto o = options_of({"-n", "2", "python", "train.py", "-n", "5", "--status"});
     EXPECT_EQ(o.mode, Options::Mode::run);
-    EXPECT_EQ(o.request.min_gpus, 2U);
-    EXPECT_EQ(o.request.max_gpus, 2U);
+    EXPECT_EQ(o.launch.request.min_gpus, 2U);
+    EXPECT_EQ(o.launch.request.max_gpus, 2U);
     EXPECT_EQ(o.command, (std::vector<std::string>{"python", "train.py", "-n", "5", "--status"}));
 }
 
@@ -39,13 +39,13 @@ TEST(CliTest, DoubleDashIsDropped) {
 
 TEST(CliTest, DefaultsMatchTheOriginalWithGpu) {
     auto o = options_of({"true"});
-    EXPECT_EQ(o.request.min_gpus, 1U);
-    EXPECT_EQ(o.request.max_gpus, 1U);
-    ASSERT_TRUE(o.request.min_free_bytes.has_value());
-    EXPECT_EQ(*o.request.min_free_bytes, 2048ULL * 1024 * 1024);
-    EXPECT_EQ(o.lock_dir, "/tmp/with-gpu");
-    EXPECT_EQ(o.nvml_library, "");
-    EXPECT_FALSE(o.request.require_idle);
+    EXPECT_EQ(o.launch.request.min_gpus, 1U);
+    EXPECT_EQ(o.launch.request.max_gpus, 1U);
+    ASSERT_TRUE(o.launch.request.min_free_bytes.has_value());
+    EXPECT_EQ(*o.launch.request.min_free_bytes, 2048ULL * 1024 * 1024);
+    EXPECT_EQ(o.launch.lock_dir, "/tmp/with-gpu");
+    EXPECT_EQ(o.launch.nvml_library, "");
+    EXPECT_FALSE(o.launch.request.require_idle);
 }
 
 TEST(CliTest, SelectionFlagsFillTheRequest) {
@@ -66,28 +66,28 @@ TEST(CliTest, SelectionFlagsFillTheRequest) {
                          "A100",
                          "--strict",
                          "true"});
-    EXPECT_EQ(*o.request.min_free_bytes, 20ULL << 30U);
-    EXPECT_EQ(*o.request.max_utilization_percent, 10U);
-    EXPECT_EQ(*o.request.max_temperature_c, 80U);
-    EXPECT_DOUBLE_EQ(*o.request.max_power_w, 250.0);
-    EXPECT_TRUE(o.request.require_idle);
-    EXPECT_EQ(o.request.only.size(), 2U);
-    ASSERT_EQ(o.request.exclude.size(), 1U);
-    EXPECT_EQ(o.request.exclude[0].kind, selection::GpuRef::Kind::name_substring);
-    EXPECT_EQ(*o.request.gpu_type, "A100");
-    EXPECT_TRUE(o.request.strict_type);
+    EXPECT_EQ(*o.launch.request.min_free_bytes, 20ULL << 30U);
+    EXPECT_EQ(*o.launch.request.max_utilization_percent, 10U);
+    EXPECT_EQ(*o.launch.request.max_temperature_c, 80U);
+    EXPECT_DOUBLE_EQ(*o.launch.request.max_power_w, 250.0);
+    EXPECT_TRUE(o.launch.request.require_idle);
+    EXPECT_EQ(o.launch.request.only.size(), 2U);
+    ASSERT_EQ(o.launch.request.exclude.size(), 1U);
+    EXPECT_EQ(o.launch.request.exclude[0].kind, selection::GpuRef::Kind::name_substring);
+    EXPECT_EQ(*o.launch.request.gpu_type, "A100");
+    EXPECT_TRUE(o.launch.request.strict_type);
 }
 
 TEST(CliTest, MinAndMaxGpus) {
     auto o = options_of({"--min-gpus", "2", "true"});
-    EXPECT_EQ(o.request.min_gpus, 2U);
-    EXPECT_EQ(o.request.max_gpus, 2U); // max defaults to min
+    EXPECT_EQ(o.launch.request.min_gpus, 2U);
+    EXPECT_EQ(o.launch.request.max_gpus, 2U); // max defaults to min
     o = options_of({"--max-gpus", "4", "true"});
-    EXPECT_EQ(o.request.min_gpus, 1U);
-    EXPECT_EQ(o.request.max_gpus, 4U);
+    EXPECT_EQ(o.launch.request.min_gpus, 1U);
+    EXPECT_EQ(o.launch.request.max_gpus, 4U);
     o = options_of({"--min-gpus", "2", "--max-gpus", "4", "true"});
-    EXPECT_EQ(o.request.min_gpus, 2U);
-    EXPECT_EQ(o.request.max_gpus, 4U);
+    EXPECT_EQ(o.launch.request.min_gpus, 2U);
+    EXPECT_EQ(o.launch.request.max_gpus, 4U);
 }
 
 TEST(CliTest, ConfigurationFilesAndProfiles) {
@@ -101,22 +101,22 @@ TEST(CliTest, ConfigurationFilesAndProfiles) {
     auto parsed = parse({"--profile", "llm", "true"}, {}, files);
     ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
     const auto& o = std::get<Options>(*parsed);
-    EXPECT_EQ(o.lock_dir, "/srv/gpu-locks");
-    EXPECT_EQ(*o.request.max_utilization_percent, 10U);
-    EXPECT_EQ(*o.request.min_free_bytes, 40ULL << 30U);
-    EXPECT_EQ(o.request.min_gpus, 2U);
-    EXPECT_TRUE(o.wait);
-    ASSERT_EQ(o.request.exclude.size(), 1U); // banned GPUs are always excluded
-    EXPECT_EQ(o.request.exclude[0].kind, selection::GpuRef::Kind::name_substring);
+    EXPECT_EQ(o.launch.lock_dir, "/srv/gpu-locks");
+    EXPECT_EQ(*o.launch.request.max_utilization_percent, 10U);
+    EXPECT_EQ(*o.launch.request.min_free_bytes, 40ULL << 30U);
+    EXPECT_EQ(o.launch.request.min_gpus, 2U);
+    EXPECT_TRUE(o.launch.wait);
+    ASSERT_EQ(o.launch.request.exclude.size(), 1U); // banned GPUs are always excluded
+    EXPECT_EQ(o.launch.request.exclude[0].kind, selection::GpuRef::Kind::name_substring);
 
     // Flags beat the profile; a configured wait does not apply to --status.
     parsed = parse({"--profile", "llm", "-n", "1", "--min-memory", "1G", "true"}, {}, files);
     ASSERT_TRUE(parsed.has_value());
-    EXPECT_EQ(std::get<Options>(*parsed).request.min_gpus, 1U);
-    EXPECT_EQ(*std::get<Options>(*parsed).request.min_free_bytes, 1ULL << 30U);
+    EXPECT_EQ(std::get<Options>(*parsed).launch.request.min_gpus, 1U);
+    EXPECT_EQ(*std::get<Options>(*parsed).launch.request.min_free_bytes, 1ULL << 30U);
     parsed = parse({"--profile", "llm", "--status"}, {}, files);
     ASSERT_TRUE(parsed.has_value());
-    EXPECT_FALSE(std::get<Options>(*parsed).wait);
+    EXPECT_FALSE(std::get<Options>(*parsed).launch.wait);
 
     auto shown = parse({"--profile", "llm", "--show-config"}, {}, files);
     ASSERT_TRUE(shown.has_value());
@@ -138,14 +138,14 @@ TEST(CliTest, EnvironmentStandsInForFlagsAndFlagsWin) {
                                            {"WITH_GPU_NVML_LIBRARY", "/opt/libnvidia-ml.so.1"},
                                            {"WITH_GPU_MAX_UTIL", "20"}};
     auto o = options_of({"true"}, env);
-    EXPECT_EQ(o.lock_dir, "/srv/locks");
-    EXPECT_EQ(o.nvml_library, "/opt/libnvidia-ml.so.1");
-    EXPECT_EQ(*o.request.max_utilization_percent, 20U);
+    EXPECT_EQ(o.launch.lock_dir, "/srv/locks");
+    EXPECT_EQ(o.launch.nvml_library, "/opt/libnvidia-ml.so.1");
+    EXPECT_EQ(*o.launch.request.max_utilization_percent, 20U);
     o = options_of({"--lock-dir", "/other", "--nvml-library", "x.so", "--max-util", "5", "true"},
                    env);
-    EXPECT_EQ(*o.request.max_utilization_percent, 5U);
-    EXPECT_EQ(o.lock_dir, "/other");
-    EXPECT_EQ(o.nvml_library, "x.so");
+    EXPECT_EQ(*o.launch.request.max_utilization_percent, 5U);
+    EXPECT_EQ(o.launch.lock_dir, "/other");
+    EXPECT_EQ(o.launch.nvml_library, "x.so");
 }
 
 TEST(CliTest, Modes) {

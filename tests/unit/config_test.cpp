@@ -474,11 +474,11 @@ TEST(ConfigAdminKeysTest, BannedCannotComeFromTheCommandLine) {
     Sources sources;
     sources.command_line["banned"] = "0";
     auto error = error_of(sources);
-    EXPECT_EQ(error.kind, ErrorKind::environment);
+    EXPECT_EQ(error.kind, ErrorKind::failed);
     EXPECT_EQ(error.message,
               "internal error: configuration key \"banned\" cannot come from the command line");
     sources.command_line = {{"colour", "red"}};
-    EXPECT_EQ(error_of(sources).kind, ErrorKind::environment);
+    EXPECT_EQ(error_of(sources).kind, ErrorKind::failed);
 }
 
 // ---- value forms

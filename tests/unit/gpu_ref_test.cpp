@@ -354,7 +354,7 @@ TEST(CudaVisibleDevices, MigIsAnEnvironmentError) {
          {"MIG-4f1c2a3b-aaaa-bbbb-cccc-ddddeeeeffff", "0,MIG-4f1c", "MIG-GPU-13aa/1/0"}) {
         const auto visible = parse_cuda_visible_devices(value);
         ASSERT_FALSE(visible.has_value()) << value;
-        EXPECT_EQ(visible.error().kind, ErrorKind::environment);
+        EXPECT_EQ(visible.error().kind, ErrorKind::failed);
         EXPECT_THAT(visible.error().message,
                     HasSubstr("CUDA_VISIBLE_DEVICES names a MIG device; with-gpu does not "
                               "support MIG yet"));

@@ -217,7 +217,7 @@ TEST(SlurmGresConf, GpusThatCannotBeDescribedAreLeftOutAndNamed) {
     machine.gpus[0].minor_number.reset();
     const auto none = gres_conf(machine, "n", {});
     ASSERT_FALSE(none);
-    EXPECT_EQ(none.error().kind, ErrorKind::environment);
+    EXPECT_EQ(none.error().kind, ErrorKind::failed);
 }
 
 } // namespace

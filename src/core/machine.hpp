@@ -6,13 +6,23 @@
 #include "nvml/nvml.hpp"
 #include "util/error.hpp"
 
-namespace withgpu::app {
+#include <string>
+
+namespace withgpu::core {
 
 // A snapshot through `nvml`, with add_process_details applied.
 [[nodiscard]] Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml);
+
+// NVML opened and the GPUs read once: what most commands start from. `nvml` stays open for
+// looking again (a wait) until this is destroyed.
+struct OpenMachine {
+    nvml::Nvml nvml;
+    gpu::MachineSnapshot snapshot;
+};
+[[nodiscard]] Result<OpenMachine> open_machine(const std::string& nvml_library);
 
 // Fills each process's user and command from /proc, where the process is visible (nullopt
 // otherwise: gone, another PID namespace, hidepid).
 void add_process_details(gpu::MachineSnapshot& machine);
 
-} // namespace withgpu::app
+} // namespace withgpu::core

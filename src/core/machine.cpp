@@ -1,10 +1,22 @@
-#include "app/machine.hpp"
+#include "core/machine.hpp"
 
 #include "procfs/process_info.hpp"
 
 #include <utility>
 
-namespace withgpu::app {
+namespace withgpu::core {
+
+Result<OpenMachine> open_machine(const std::string& nvml_library) {
+    auto nvml = nvml::Nvml::open(nvml_library);
+    if (!nvml) {
+        return tl::unexpected(nvml.error());
+    }
+    auto snapshot = read_machine(*nvml);
+    if (!snapshot) {
+        return tl::unexpected(snapshot.error());
+    }
+    return OpenMachine{std::move(*nvml), std::move(*snapshot)};
+}
 
 Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml) {
     auto machine = nvml.snapshot();
@@ -28,4 +40,4 @@ void add_process_details(gpu::MachineSnapshot& machine) {
     }
 }
 
-} // namespace withgpu::app
+} // namespace withgpu::core

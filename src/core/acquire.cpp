@@ -1,0 +1,451 @@
+#include "core/acquire.hpp"
+
+#include "core/decision_lock.hpp"
+#include "core/look.hpp"
+#include "core/machine.hpp"
+#include "lock/queue_files.hpp"
+#include "procfs/process_info.hpp"
+#include "queue/ticket.hpp"
+#include "report/decision_report.hpp"
+#include "report/waiting_report.hpp"
+#include "util/units.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace withgpu::core {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Mode = lock::DecisionLock::Mode;
+using Outcome = selection::Decision::Outcome;
+
+// A momentary NVML error must not cost a waiter its place in line: the snapshot is tried
+// again, with back-off (poll, 2 x poll, ... at most 30s apart), and the wait ends only after
+// this many failures in a row. The ticket is kept meanwhile.
+constexpr unsigned k_snapshot_attempts = 5;
+
+Error no_choice_error(const selection::Decision& decision) {
+    if (decision.outcome == Outcome::impossible) {
+        return Error{ErrorKind::impossible,
+                     fmt::format("this request can never be met on this machine: {}\n{}",
+                                 decision.summary,
+                                 report::rejection_lines(decision)),
+                     "relax the request (see with-gpu --dry-run for every GPU's reasons)"};
+    }
+    return Error{ErrorKind::no_gpu_now,
+                 fmt::format("no suitable GPU is free now: {}\n{}",
+                             decision.summary,
+                             report::rejection_lines(decision)),
+                 "add --wait to wait in line, or relax the request (with-gpu --status shows "
+                 "who uses which GPU)"};
+}
+
+// A with-gpu started inside another with-gpu's command inherits that launch's claim
+// descriptors, and a program that took a claim through the library holds it: waiting for one
+// of those GPUs would wait forever for itself. If a GPU it could use is held that way, it
+// fails at once (docs/design/locking.md, "Nested launches").
+std::vector<std::string> held_by_this_process(const lock::LockDir& dir,
+                                              const gpu::MachineSnapshot& machine,
+                                              const selection::Decision& decision) {
+    const auto open_files = procfs::open_files();
+    std::vector<std::string> held;
+    for (const auto& verdict : decision.verdicts) {
+        const bool never = std::any_of(verdict.rejections.begin(),
+                                       verdict.rejections.end(),
+                                       [](const selection::Rejection& r) { return r.permanent; });
+        const gpu::GpuSnapshot* g = machine.find(verdict.index);
+        if (never || g == nullptr || g->uuid.empty()) {
+            continue;
+        }
+        struct stat info {};
+        if (::fstatat(dir.fd(),
+                      lock::lock_file_name(g->uuid, ::geteuid()).c_str(),
+                      &info,
+                      AT_SYMLINK_NOFOLLOW) != 0) {
+            continue; // never claimed
+        }
+        const procfs::FileId id{info.st_dev, info.st_ino};
+        if (std::find(open_files.begin(), open_files.end(), id) != open_files.end()) {
+            held.push_back(fmt::format("GPU {}", verdict.index));
+        }
+    }
+    return held;
+}
+
+// How many GPUs the request could ever get: those without a reason that never changes.
+std::size_t ever_usable(const selection::Decision& decision) {
+    return static_cast<std::size_t>(
+        std::count_if(decision.verdicts.begin(), decision.verdicts.end(), [](const auto& verdict) {
+            return std::none_of(verdict.rejections.begin(),
+                                verdict.rejections.end(),
+                                [](const selection::Rejection& r) { return r.permanent; });
+        }));
+}
+
+Error held_already_error(const std::vector<std::string>& held, Waiting::Caller caller) {
+    if (caller == Waiting::Caller::library) {
+        return Error{ErrorKind::failed,
+                     fmt::format("this process already holds the claim on {} (a lease it has "
+                                 "not released, or one inherited from the with-gpu that "
+                                 "started it); it cannot claim that again (it would wait for "
+                                 "itself)",
+                                 fmt::join(held, ", ")),
+                     "use the GPUs it holds, or release that lease first"};
+    }
+    return Error{ErrorKind::failed,
+                 fmt::format("this with-gpu runs inside the command of another with-gpu, which "
+                             "holds {} for it; a nested with-gpu cannot claim its parent's GPUs "
+                             "(it would wait for itself)",
+                             fmt::join(held, ", ")),
+                 "the command already has those GPUs (CUDA_VISIBLE_DEVICES, WITH_GPU_UUIDS): "
+                 "run it directly, or ask the outer with-gpu for every GPU the job needs"};
+}
+
+// One acquire() call: the state of the loop, and its steps as functions.
+class Acquisition {
+  public:
+    Acquisition(const selection::Request& request,
+                const Waiting& waiting,
+                const Identity& who,
+                const nvml::Nvml& nvml,
+                gpu::MachineSnapshot machine,
+                const lock::LockDir& dir,
+                const Hooks& hooks)
+        : m_request(request), m_waiting(waiting), m_who(who), m_nvml(nvml),
+          m_machine(std::move(machine)), m_dir(dir), m_hooks(hooks), m_started(hooks.clock.now()),
+          m_snapshot_taken(m_started) {
+        if (waiting.wait && waiting.timeout) {
+            m_deadline = m_started + *waiting.timeout;
+        }
+    }
+
+    Result<Acquired> run();
+
+  private:
+    struct Look {
+        lock::DecisionLock lock;
+        queue::Turn turn;
+    };
+    Result<Look> look_holding(Mode mode);
+    Result<std::optional<Acquired>> claim_if_our_turn(queue::Turn& turn);
+    Result<void> enter_queue();
+    Result<void> wait_for_change(const queue::Turn& turn);
+    Result<bool> wait_behind(std::uint64_t seq, int pid, const report::WaitingState& state);
+    Result<bool> watch_releases(const report::WaitingState& state);
+    Result<bool> sleep_until(int fd, Clock::time_point until, const report::WaitingState* state);
+    Result<void> read_machine_again();
+    [[nodiscard]] Error timeout_error() const;
+    [[nodiscard]] std::chrono::seconds waited() const {
+        return std::chrono::duration_cast<std::chrono::seconds>(m_hooks.clock.now() - m_started);
+    }
+
+    const selection::Request& m_request;
+    const Waiting& m_waiting;
+    const Identity& m_who;
+    const nvml::Nvml& m_nvml;
+    gpu::MachineSnapshot m_machine;
+    const lock::LockDir& m_dir;
+    const Hooks& m_hooks;
+    Clock::time_point m_started;
+    std::optional<Clock::time_point> m_deadline;
+    Clock::time_point m_snapshot_taken;
+    Notes m_notes;
+    std::vector<std::string> m_fresh_notes;
+    std::optional<lock::ReleaseWatch> m_watch;
+    std::optional<lock::QueueTicket> m_ticket;
+    std::uint64_t m_seen_leave = 0; // the last ticket we saw leave (0: none; no ticket has 0)
+    bool m_nested_checked = false;
+};
+
+Error Acquisition::timeout_error() const {
+    const auto timeout = format_wait(m_waiting.timeout.value_or(std::chrono::milliseconds(0)));
+    return Error{ErrorKind::timeout,
+                 m_waiting.caller == Waiting::Caller::library
+                     ? fmt::format("gave up waiting after the timeout, {}", timeout)
+                     : fmt::format("gave up waiting after --timeout {}", timeout),
+                 {}};
+}
+
+// Takes the decision lock in `mode` (many waiters may look at once under the shared lock) and
+// looks; the lock is returned so that the caller decides how long it is held.
+Result<Acquisition::Look> Acquisition::look_holding(Mode mode) {
+    auto held = take_decision_lock(m_dir, mode, true, m_deadline, m_hooks);
+    if (!held) {
+        return tl::unexpected(held.error().kind == ErrorKind::timeout ? timeout_error()
+                                                                      : held.error());
+    }
+    if (!held->note().empty()) {
+        m_fresh_notes.push_back(held->note());
+    }
+    const std::optional<std::uint64_t> mine =
+        m_ticket ? std::optional<std::uint64_t>(m_ticket->seq()) : std::nullopt;
+    auto seen = look(m_dir, m_machine, m_request, mine, m_hooks.clock.unix_now(), m_fresh_notes);
+    m_notes.pass_on(m_fresh_notes, m_hooks.progress);
+    if (!seen) {
+        return tl::unexpected(seen.error());
+    }
+    return Look{std::move(*held), std::move(*seen)};
+}
+
+// It looks like our turn: under the exclusive lock, look again and claim. nullopt when it
+// was not our turn after all (the turn is updated), or something outside the protocol took
+// a GPU between look and claim.
+Result<std::optional<Acquired>> Acquisition::claim_if_our_turn(queue::Turn& turn) {
+    auto again = look_holding(Mode::exclusive);
+    if (!again) {
+        return tl::unexpected(again.error());
+    }
+    turn = std::move(again->turn);
+    if (turn.decision.outcome != Outcome::chosen) {
+        return std::optional<Acquired>();
+    }
+    std::vector<std::string> uuids;
+    for (unsigned index : turn.decision.chosen) {
+        uuids.push_back(m_machine.find(index)->uuid);
+    }
+    auto claim = lock::Claim::try_acquire(m_dir, uuids);
+    if (!claim) {
+        return tl::unexpected(claim.error());
+    }
+    if (!*claim) {
+        return std::optional<Acquired>();
+    }
+    if (m_ticket) {
+        m_ticket->leave(); // under the exclusive lock: the next waiter sees us gone
+        m_hooks.progress.note(fmt::format("{} after waiting {}",
+                                          turn.decision.summary,
+                                          format_wait(m_hooks.clock.now() - m_started)));
+    }
+    return std::optional<Acquired>(
+        Acquired{std::move(**claim), std::move(m_machine), std::move(turn.decision)});
+}
+
+Result<void> Acquisition::enter_queue() {
+    m_watch.emplace(lock::ReleaseWatch::open(m_dir));
+    auto exclusive = take_decision_lock(m_dir, Mode::exclusive, true, m_deadline, m_hooks);
+    if (!exclusive) {
+        return tl::unexpected(exclusive.error().kind == ErrorKind::timeout ? timeout_error()
+                                                                           : exclusive.error());
+    }
+    if (!exclusive->note().empty()) {
+        m_fresh_notes.push_back(exclusive->note());
+        m_notes.pass_on(m_fresh_notes, m_hooks.progress);
+    }
+    queue::Ticket mine;
+    mine.pid = m_who.pid;
+    mine.user = m_who.user;
+    mine.command = m_who.command;
+    mine.since_unix = m_hooks.clock.unix_now();
+    mine.request = m_request;
+    auto entered = lock::QueueTicket::enter(m_dir, [&](std::uint64_t seq) {
+        mine.seq = seq;
+        return queue::encode(mine);
+    });
+    if (!entered) {
+        return tl::unexpected(entered.error());
+    }
+    m_ticket = std::move(*entered);
+    return {};
+}
+
+// Sleeps until `fd` is readable (true) or `until` passes (false), redrawing the waiting line
+// (when there is one) as often as the progress display wants. The deadline and a cancellation
+// end it as errors.
+Result<bool>
+Acquisition::sleep_until(int fd, Clock::time_point until, const report::WaitingState* state) {
+    const auto redraw =
+        state != nullptr ? m_hooks.progress.redraw_every() : std::chrono::milliseconds(0);
+    for (;;) {
+        auto wake = m_deadline ? std::min(until, *m_deadline) : until;
+        if (redraw.count() > 0) {
+            wake = std::min(wake, m_hooks.clock.now() + redraw);
+        }
+        const int fds[] = {fd};
+        const Woken woken = wait_for(fds, wake, m_hooks.cancel, m_hooks.clock);
+        if (woken == Woken::cancelled) {
+            return tl::unexpected(cancelled_error());
+        }
+        if (woken == Woken::ready) {
+            return true;
+        }
+        const auto now = m_hooks.clock.now();
+        if (m_deadline && now >= *m_deadline) {
+            return tl::unexpected(timeout_error());
+        }
+        if (now >= until) {
+            return false;
+        }
+        m_hooks.progress.waiting(*state, waited()); // only the clock moved
+    }
+}
+
+// Nothing can change for us until the waiter holding `seq` leaves: sleep on its ticket's
+// lock, waking now and then to see whether it was stopped (then look again: it may be passed
+// over). True when it left.
+Result<bool>
+Acquisition::wait_behind(std::uint64_t seq, int pid, const report::WaitingState& state) {
+    auto pending = lock::wait_for_ticket(m_dir, seq);
+    if (!pending) {
+        return tl::unexpected(pending.error());
+    }
+    if (!*pending) {
+        return true;
+    }
+    for (;;) {
+        const auto check = m_hooks.clock.now() + queue::stopped_waiter_grace / 2;
+        auto left = sleep_until((*pending)->ready_fd(), check, &state);
+        if (!left || *left) {
+            return left;
+        }
+        if (waiter_process(pid) == queue::WaiterProcess::stopped) {
+            return false;
+        }
+    }
+}
+
+// First in line for what we want: sleep until a claim ends or a ticket leaves (the release
+// watch), or the poll period passes (programs outside with-gpu come and go). True when it is
+// time to read the GPUs again.
+Result<bool> Acquisition::watch_releases(const report::WaitingState& state) {
+    auto until = m_snapshot_taken + m_waiting.poll;
+    if (m_watch->degraded()) {
+        until = std::min(until, m_hooks.clock.now() + lock::ReleaseWatch::degraded_interval);
+    }
+    for (;;) {
+        auto woken = sleep_until(m_watch->fd(), until, &state);
+        if (!woken) {
+            return tl::unexpected(woken.error());
+        }
+        if (!*woken) {
+            return true; // the poll period (or the degraded watch's interval) passed
+        }
+        // A claim that ends frees memory too. Other files' events (every look closes
+        // decide.lock) are no news: keep sleeping.
+        if (m_watch->take_events()) {
+            return true;
+        }
+    }
+}
+
+Result<void> Acquisition::wait_for_change(const queue::Turn& turn) {
+    const report::WaitingState state = report::waiting_state(turn, m_request.min_gpus);
+    m_hooks.progress.waiting(state, waited());
+    bool refresh = false;
+    if (turn.wait_behind && *turn.wait_behind != m_seen_leave) {
+        auto left = wait_behind(*turn.wait_behind, turn.wait_behind_pid, state);
+        if (!left) {
+            return tl::unexpected(left.error());
+        }
+        // A ticket that left never comes back (numbers are not reused). Should a look name it
+        // again all the same, we watch instead of returning here at once: no busy loop.
+        if (*left) {
+            m_seen_leave = *turn.wait_behind;
+        }
+        refresh = *left && m_hooks.clock.now() - m_snapshot_taken >= m_waiting.poll;
+    } else {
+        auto due = watch_releases(state);
+        if (!due) {
+            return tl::unexpected(due.error());
+        }
+        refresh = *due;
+    }
+    return refresh ? read_machine_again() : Result<void>{};
+}
+
+Result<void> Acquisition::read_machine_again() {
+    auto delay = m_waiting.poll;
+    for (unsigned attempt = 1;; ++attempt) {
+        auto fresh = read_machine(m_nvml);
+        if (fresh) {
+            m_machine = std::move(*fresh);
+            m_snapshot_taken = m_hooks.clock.now();
+            return {};
+        }
+        if (attempt == k_snapshot_attempts) {
+            Error error = fresh.error();
+            error.message = fmt::format(
+                "gave up waiting: {} ({} failures in a row)", error.message, k_snapshot_attempts);
+            return tl::unexpected(std::move(error));
+        }
+        m_hooks.progress.note(fmt::format("cannot read the GPUs: {}; trying again in {} ({} of {})",
+                                          fresh.error().message,
+                                          format_wait(delay),
+                                          attempt,
+                                          k_snapshot_attempts));
+        auto slept = sleep_until(-1, m_hooks.clock.now() + delay, nullptr);
+        if (!slept) {
+            return tl::unexpected(slept.error());
+        }
+        delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(30));
+    }
+}
+
+Result<Acquired> Acquisition::run() {
+    const bool library = m_waiting.caller == Waiting::Caller::library;
+    for (;;) {
+        auto first = look_holding(Mode::shared);
+        if (!first) {
+            return tl::unexpected(first.error());
+        }
+        first->lock.release();
+        queue::Turn turn = std::move(first->turn);
+        if (turn.decision.outcome == Outcome::chosen) {
+            auto claimed = claim_if_our_turn(turn);
+            if (!claimed || *claimed) {
+                return claimed ? Result<Acquired>(std::move(**claimed))
+                               : tl::unexpected(claimed.error());
+            }
+        }
+        if (turn.decision.outcome == Outcome::impossible) {
+            return tl::unexpected(no_choice_error(turn.decision));
+        }
+        if (!m_nested_checked && (m_waiting.wait || !library)) {
+            m_nested_checked = true; // inherited claims and permanent reasons do not change
+            auto held = held_by_this_process(m_dir, m_machine, turn.decision);
+            // A nested command must not wait for its parent's GPUs at all; a program with a
+            // lease may wait for other GPUs, as long as enough could ever be free without its own.
+            if (!held.empty() &&
+                (!library || ever_usable(turn.decision) < held.size() + m_request.min_gpus)) {
+                return tl::unexpected(held_already_error(held, m_waiting.caller));
+            }
+        }
+        if (!m_waiting.wait) {
+            return tl::unexpected(no_choice_error(turn.decision));
+        }
+        auto step = m_ticket ? wait_for_change(turn) : enter_queue();
+        if (!step) {
+            return tl::unexpected(step.error());
+        }
+    }
+}
+
+} // namespace
+
+std::string format_wait(std::chrono::nanoseconds waited) {
+    using namespace std::chrono;
+    if (waited < seconds(1)) {
+        return fmt::format("{}ms", duration_cast<milliseconds>(waited).count());
+    }
+    if (waited < seconds(10)) {
+        return fmt::format("{:.1f}s", duration<double>(waited).count());
+    }
+    return units::format_duration(duration_cast<seconds>(waited));
+}
+
+Result<Acquired> acquire(const selection::Request& request,
+                         const Waiting& waiting,
+                         const Identity& who,
+                         const nvml::Nvml& nvml,
+                         gpu::MachineSnapshot machine,
+                         const lock::LockDir& dir,
+                         const Hooks& hooks) {
+    return Acquisition(request, waiting, who, nvml, std::move(machine), dir, hooks).run();
+}
+
+} // namespace withgpu::core

@@ -1,0 +1,61 @@
+#include "core/look.hpp"
+
+#include "lock/claim.hpp"
+#include "lock/queue_files.hpp"
+#include "procfs/process_info.hpp"
+
+namespace withgpu::core {
+
+Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
+                                                std::vector<std::string>& notes) {
+    auto records = lock::read_queue(dir, &notes);
+    if (!records) {
+        return tl::unexpected(records.error());
+    }
+    std::vector<queue::Ticket> tickets;
+    for (const auto& record : *records) {
+        if (auto ticket = queue::decode(record.text)) {
+            ticket->seq = record.seq; // the file name is the authority on order
+            tickets.push_back(std::move(*ticket));
+        }
+    }
+    return tickets;
+}
+
+Result<queue::Turn> look(const lock::LockDir& dir,
+                         const gpu::MachineSnapshot& machine,
+                         const selection::Request& request,
+                         std::optional<std::uint64_t> before_seq,
+                         std::int64_t now_unix,
+                         std::vector<std::string>& notes) {
+    auto tickets = read_tickets(dir, notes);
+    if (!tickets) {
+        return tl::unexpected(tickets.error());
+    }
+    std::vector<queue::Ticket> earlier;
+    for (auto& t : *tickets) {
+        if (before_seq && t.seq >= *before_seq) {
+            continue;
+        }
+        if (queue::passed_over(t, waiter_process(t.pid), now_unix)) {
+            continue; // stopped (SIGSTOP, Ctrl-Z) past the grace period: not in our way
+        }
+        earlier.push_back(std::move(t));
+    }
+    auto claims = lock::read_claims(dir, machine.uuids(), &notes);
+    if (!claims) {
+        return tl::unexpected(claims.error());
+    }
+    return queue::take_turn(machine, earlier, request, *claims, now_unix);
+}
+
+queue::WaiterProcess waiter_process(int pid) {
+    const auto state = procfs::process_state(static_cast<pid_t>(pid));
+    if (!state) {
+        return queue::WaiterProcess::unknown;
+    }
+    return *state == 'T' || *state == 't' ? queue::WaiterProcess::stopped
+                                          : queue::WaiterProcess::running;
+}
+
+} // namespace withgpu::core
