@@ -69,7 +69,7 @@ _with_gpu()
                 ;;
             -n | --count | --min-gpus | --max-gpus | --gpu | --exclude | --gpu-type | \
                 --min-memory | --max-util | --max-temp | --max-power | --timeout | --poll | \
-                --profile | -[!-]*n)
+                --hold-timeout | --on-misplaced | --profile | -[!-]*n)
                 ((i++))
                 ;;
             -*) ;;
@@ -155,6 +155,19 @@ _with_gpu()
             mapfile -t COMPREPLY < <(compgen -W "$(_with_gpu_profiles)" -- "$cur")
             return
             ;;
+        --hold)
+            # Only as --hold=AMOUNT (the flag alone never takes the next word).
+            [[ $split == true ]] && mapfile -t COMPREPLY < <(compgen -W "0.25 0.5 0.75 8G 16G" -- "$cur")
+            return
+            ;;
+        --hold-timeout)
+            mapfile -t COMPREPLY < <(compgen -W "1m 5m 10m 30m" -- "$cur")
+            return
+            ;;
+        --on-misplaced)
+            mapfile -t COMPREPLY < <(compgen -W "warn kill" -- "$cur")
+            return
+            ;;
         --lock-dir)
             if declare -F _filedir >/dev/null; then
                 _filedir -d
@@ -181,6 +194,7 @@ _with_gpu()
         local options="-n --count --min-gpus --max-gpus --gpu --exclude --gpu-type --strict
             --min-memory --max-util --max-temp --max-power --require-idle
             --wait --timeout --poll
+            --hold --hold-timeout --on-misplaced
             --status --watch --dry-run --json
             --slurm-gres-conf --slurm-prolog --slurm-epilog
             --lock-dir --nvml-library -q --quiet -v --verbose --profile --show-config

@@ -3,7 +3,7 @@
 # Options whose value is the next word; used to find where the command starts.
 set -g __with_gpu_options_with_value -n --count --min-gpus --max-gpus --gpu --exclude \
     --gpu-type --min-memory --max-util --max-temp --max-power --timeout --poll \
-    --lock-dir --nvml-library --profile
+    --hold-timeout --on-misplaced --lock-dir --nvml-library --profile
 
 # Succeeds once the command has started (the first word that is neither an option nor an
 # option's value, or anything after "--"): from there on, the words are the command's.
@@ -115,6 +115,11 @@ complete -c with-gpu -n $not_in_command -l require-idle -d 'No compute or graphi
 complete -c with-gpu -n $not_in_command -l wait -d 'Wait in a fair queue until the GPUs are free'
 complete -c with-gpu -n $not_in_command -l timeout -x -a '30s 5m 10m 30m 1h 2h 12h' -d 'Wait at most DURATION, then exit 124'
 complete -c with-gpu -n $not_in_command -l poll -x -a '1s 2s 5s 10s 30s' -d 'Re-read NVML this often while waiting'
+
+# Guarding the job's GPUs
+complete -c with-gpu -n $not_in_command -l hold -d 'Hold memory on the claimed GPUs until the job uses them (--hold=0.5, --hold=8G)'
+complete -c with-gpu -n $not_in_command -l hold-timeout -x -a '1m 5m 10m 30m' -d 'Let a hold go after DURATION'
+complete -c with-gpu -n $not_in_command -l on-misplaced -x -a 'warn kill' -d 'When the job uses a GPU it did not claim'
 
 # Looking instead of running
 complete -c with-gpu -n $not_in_command -l status -d 'Show every GPU, its processes and claim holder'

@@ -19,6 +19,7 @@ TYPES = {
     "boolean": "bool",
     "size": "int | str",
     "duration": "float | str",
+    "hold_amount": "float | str",
 }
 
 lines = [

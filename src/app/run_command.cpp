@@ -5,6 +5,7 @@
 #include "app/common.hpp"
 #include "app/exit_code.hpp"
 #include "app/interrupts.hpp"
+#include "app/job_guard.hpp"
 #include "app/terminal_progress.hpp"
 #include "core/acquire.hpp"
 #include "core/machine.hpp"
@@ -20,6 +21,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <exception>
 #include <unistd.h>
 
 namespace withgpu::app {
@@ -132,6 +135,40 @@ claim_gpus(const cli::Options& options, core::Placement& placement, int& exit) {
     return std::optional<core::Acquired>(std::move(*got));
 }
 
+// The guard of the job `pid`: its holds, if --hold, and the placement check. A guard that
+// cannot start costs the job nothing but a warning.
+void start_guard(std::optional<JobGuard>& guard,
+                 const cli::Options& options,
+                 core::Acquired& acquired,
+                 pid_t pid,
+                 const gpu::ClaimHolder& holder) noexcept {
+    try {
+        GuardSettings settings;
+        settings.hold = options.launch.hold;
+        settings.hold_timeout = options.launch.hold_timeout;
+        settings.kill_misplaced = options.launch.kill_misplaced;
+        settings.placement_poll = options.launch.poll;
+        settings.nvml_library = options.launch.nvml_library;
+        settings.quiet = options.quiet;
+        std::vector<GuardedGpu> claimed;
+        std::vector<GuardedGpu> others;
+        for (const auto& g : acquired.machine.gpus) {
+            const bool chosen = std::find(acquired.decision.chosen.begin(),
+                                          acquired.decision.chosen.end(),
+                                          g.index) != acquired.decision.chosen.end();
+            (chosen ? claimed : others).push_back({g.index, g.uuid, g.pci_bus_id});
+        }
+        guard.emplace(std::move(settings),
+                      pid,
+                      std::move(claimed),
+                      std::move(others),
+                      acquired.claim,
+                      holder);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "with-gpu: warning: the job runs unguarded: {}\n", e.what());
+    }
+}
+
 } // namespace
 
 Result<int> run_command(const cli::Options& options, const core::ProcessEnvironment& env) {
@@ -164,6 +201,9 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
     // The record is diagnostic (for --status); failing to write it must not stop the job.
     (void)claim.record_holder(holder);
 
+    // The guard (holds, placement check) starts once the job runs, beside it.
+    JobGuard::adopt_orphans();
+    std::optional<JobGuard> guard;
     auto status =
         run::run_and_wait(*command,
                           run::job_environment(env.variables, chosen_gpus(*placement, **acquired)),
@@ -171,7 +211,9 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
                           [&](pid_t pid) noexcept {
                               holder.pid = static_cast<int>(pid);
                               (void)claim.record_holder(holder);
+                              start_guard(guard, options, **acquired, pid, holder);
                           });
+    guard.reset(); // holds end with the job
     if (!status) {
         return tl::unexpected(status.error());
     }

@@ -129,6 +129,23 @@ class HelpFormatter final : public CLI::Formatter {
         return text + "\n" + reflow(app->get_footer(), width);
     }
 
+    // "--hold{0.25}" is how CLI11 spells a flag's value when given alone; --help shows
+    // "--hold[=FRACTION|SIZE]".
+    std::string make_option_name(const CLI::Option* option, bool is_positional) const override {
+        std::string name = CLI::Formatter::make_option_name(option, is_positional);
+        for (std::size_t open = name.find('{'); open != std::string::npos; open = name.find('{')) {
+            name.erase(open, name.find('}', open) - open + 1);
+        }
+        return name;
+    }
+    std::string make_option_opts(const CLI::Option* option) const override {
+        std::string opts = CLI::Formatter::make_option_opts(option);
+        if (opts.rfind(" [=", 0) == 0) {
+            opts.erase(0, 1);
+        }
+        return opts;
+    }
+
     // CLI11 indents the lines after each '\n' of a description to the description column.
     std::string make_option_desc(const CLI::Option* option) const override {
         return wrap(option->get_description(), width - get_column_width());

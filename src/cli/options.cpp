@@ -77,6 +77,13 @@ void add_setting_flags(CLI::App& app, TypedSettings& typed) {
         CLI::Option* option = nullptr;
         if (setting.kind == config::ValueKind::boolean) {
             option = app.add_flag(names, typed.switches[name], config::help_text(setting));
+        } else if (!setting.flag_alone.empty()) {
+            // A flag with an optional attached value: "--hold" or "--hold=0.5", never eating
+            // the next word (the command).
+            option = app.add_flag(fmt::format("{}{{{}}}", names, setting.flag_alone),
+                                  typed.values[name],
+                                  config::help_text(setting))
+                         ->type_name(std::string(setting.value_name));
         } else {
             option = app.add_option(names, typed.values[name], config::help_text(setting))
                          ->type_name(std::string(setting.value_name));

@@ -2,6 +2,7 @@
 // what the acquisition path, the CLI and the library act on.
 #pragma once
 
+#include "config/setting.hpp"
 #include "selection/select.hpp"
 
 #include <chrono>
@@ -19,6 +20,11 @@ struct Launch {
     std::chrono::milliseconds poll{2000};
     std::string lock_dir;
     std::string nvml_library; // empty: the loader's search for libnvidia-ml.so.1
+    // Kept beside a running job (run mode only): memory held on the claimed GPUs until the
+    // job's own processes use them, and what to do with a job found on GPUs it did not claim.
+    HoldAmount hold;
+    std::chrono::milliseconds hold_timeout{300000};
+    bool kill_misplaced = false;
 };
 
 // Applies every value of `settings` (already checked by resolve) in table order.

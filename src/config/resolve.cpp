@@ -62,8 +62,9 @@ Result<Entry> text_entry(const Setting& setting, Kind kind, const std::string& r
         } else {
             error.message = fmt::format("{}: {}", where, error.message);
             if (error.hint.empty()) {
-                error.hint = setting.kind == ValueKind::boolean
-                                 ? fmt::format("e.g. {}", where)
+                error.hint = setting.kind == ValueKind::boolean ? fmt::format("e.g. {}", where)
+                             : !setting.flag_alone.empty() && kind == Kind::command_line
+                                 ? fmt::format("e.g. {}={}", where, setting.example)
                                  : fmt::format("e.g. {} {}", where, setting.example);
             }
         }

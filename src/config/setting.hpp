@@ -24,6 +24,7 @@ enum class ValueKind {
     boolean,       // TOML true/false; text "1/0/true/false/yes/no/on/off"; normalised "true"
     size,          // TOML string "20G" or integer MiB; text as parse_size accepts
     duration,      // TOML string "5m" or integer seconds; text as parse_duration accepts
+    hold_amount,   // TOML string: "off", a fraction of free memory "0.25", or a size "8G"
 };
 
 // Where a setting may be set. lock_dir and banned are the administrator's: everybody must
@@ -42,6 +43,15 @@ struct Bytes {
     friend bool operator==(const Bytes&, const Bytes&) = default;
 };
 
+// How much memory to hold on each claimed GPU (kind `hold_amount`): nothing, a fraction of
+// its free memory in (0, 1], or a number of bytes.
+struct HoldAmount {
+    double fraction = 0; // used when bytes == 0; 0 and bytes 0: no hold
+    std::uint64_t bytes = 0;
+    [[nodiscard]] bool on() const { return fraction > 0 || bytes > 0; }
+    friend bool operator==(const HoldAmount&, const HoldAmount&) = default;
+};
+
 // A value after checking, as its kind parses it: whole_number unsigned, boolean bool,
 // text/absolute_path std::string, gpu_list GpuRefs, size Bytes, duration milliseconds.
 using Parsed = std::variant<std::monostate,
@@ -50,7 +60,8 @@ using Parsed = std::variant<std::monostate,
                             std::string,
                             std::vector<selection::GpuRef>,
                             Bytes,
-                            std::chrono::milliseconds>;
+                            std::chrono::milliseconds,
+                            HoldAmount>;
 
 struct Launch; // launch.hpp: the typed settings of one launch, which `apply` fills
 
@@ -65,8 +76,12 @@ struct Setting {
     char unit = '\0';            // whole_number: optional unit letter accepted in text ('%')
     std::chrono::milliseconds shortest{1};                                // duration: least
     std::chrono::milliseconds longest = std::chrono::milliseconds::max(); // duration: most
-    bool names_allowed = false;       // gpu_list: name:SUBSTRING items allowed
-    char short_flag = '\0';           // a one-letter flag besides --<name>, e.g. 'n' for -n
+    bool names_allowed = false; // gpu_list: name:SUBSTRING items allowed
+    char short_flag = '\0';     // a one-letter flag besides --<name>, e.g. 'n' for -n
+    // The value of the flag given alone ("--hold"); a value is then given as --hold=VALUE,
+    // never as the next word (which is the command's). Empty: the flag always takes a value.
+    std::string_view flag_alone = {};
+    std::string_view choices = {};    // text: the values allowed, "warn,kill"; empty: any
     std::string_view keyword = {};    // the library's keyword when it is not `name` ("gpus")
     std::string_view group = {};      // --help group
     std::string_view value_name = {}; // --help: what the flag takes, e.g. "SIZE"

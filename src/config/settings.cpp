@@ -18,6 +18,7 @@ using VK = ValueKind;
 
 constexpr std::string_view k_choosing = "Choosing GPUs";
 constexpr std::string_view k_waiting = "Waiting";
+constexpr std::string_view k_guarding = "Guarding the job's GPUs";
 constexpr std::string_view k_setup = "Setup";
 
 // Administrator-only: set in the system file's [defaults], or for one run.
@@ -184,6 +185,39 @@ std::vector<Setting> make_table() {
          .example = "10s",
          .toml_example = "\"10s\"",
          .apply = [](const Parsed& v, Launch& l) { l.poll = std::get<milliseconds>(v); }},
+        {.name = "hold",
+         .kind = VK::hold_amount,
+         .flag_alone = "0.25",
+         .group = k_guarding,
+         .value_name = "[=FRACTION|SIZE]",
+         .help = "Hold memory on each claimed GPU (a quarter of its free memory, or "
+                 "--hold=0.5, --hold=8G) until the job's own processes use it, so that "
+                 "programs started without with-gpu find it taken",
+         .example = "0.25",
+         .toml_example = "\"0.25\"",
+         .apply = [](const Parsed& v, Launch& l) { l.hold = std::get<HoldAmount>(v); }},
+        {.name = "hold_timeout",
+         .kind = VK::duration,
+         .builtin = "5m",
+         .longest = hours(8760),
+         .group = k_guarding,
+         .value_name = "DURATION",
+         .help = "Let a hold go after DURATION even if the job has not used the GPU (default "
+                 "{default})",
+         .example = "10m",
+         .toml_example = "\"10m\"",
+         .apply = [](const Parsed& v, Launch& l) { l.hold_timeout = std::get<milliseconds>(v); }},
+        {.name = "on_misplaced",
+         .kind = VK::text,
+         .builtin = "warn",
+         .choices = "warn,kill",
+         .group = k_guarding,
+         .value_name = "warn|kill",
+         .help = "When the job's processes use a GPU it did not claim: warn, or kill the job "
+                 "(default {default})",
+         .example = "kill",
+         .toml_example = "\"kill\"",
+         .apply = [](const Parsed& v, Launch& l) { l.kill_misplaced = text(v) == "kill"; }},
         {.name = "lock_dir",
          .kind = VK::absolute_path,
          .builtin = gpu::default_lock_dir,

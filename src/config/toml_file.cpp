@@ -135,6 +135,7 @@ convert_node(const std::string& path, const toml::node& node, const Setting& set
         break;
     case ValueKind::text:
     case ValueKind::absolute_path:
+    case ValueKind::hold_amount:
         if (string) {
             checked = check_text(setting, string->get());
         }

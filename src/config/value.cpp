@@ -6,6 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <exception>
+#include <string>
+
 namespace withgpu::config {
 
 namespace {
@@ -101,6 +105,16 @@ Result<Checked> path(const Setting& setting, std::string_view raw) {
     if (raw.empty()) {
         return fail(ErrorKind::usage, "must not be empty");
     }
+    if (!setting.choices.empty()) {
+        const auto allowed = text::split_list(setting.choices);
+        if (std::find(allowed.begin(), allowed.end(), text::to_lower(text::trim(raw))) ==
+            allowed.end()) {
+            return fail(ErrorKind::usage,
+                        fmt::format("\"{}\" is not one of {}", raw, text::join(allowed, ", ")));
+        }
+        const std::string choice = text::to_lower(text::trim(raw));
+        return Checked{choice, choice};
+    }
     if (setting.kind == ValueKind::absolute_path && raw.front() != '/') {
         // Relative to the directory with-gpu starts in, launches from different directories
         // would not meet.
@@ -135,6 +149,48 @@ Result<Checked> duration(const Setting& setting, std::string_view raw, std::stri
                         std::chrono::duration_cast<std::chrono::hours>(setting.longest).count()));
     }
     return Checked{std::string(text), *value};
+}
+
+// "off", "0.25" (a fraction of the free memory) or "8G" (a size).
+Result<Checked> hold_amount(std::string_view raw, std::string_view text) {
+    const std::string lower = text::to_lower(text);
+    if (lower == "off" || lower == "0" || lower == "false" || lower == "no") {
+        return Checked{"off", HoldAmount{}};
+    }
+    if (!lower.empty() && lower.find_first_not_of("0123456789.") == std::string::npos &&
+        lower.find('.') != std::string::npos) {
+        double fraction = 0;
+        try {
+            std::size_t used = 0;
+            fraction = std::stod(lower, &used);
+            if (used != lower.size()) {
+                fraction = -1;
+            }
+        } catch (const std::exception&) {
+            fraction = -1;
+        }
+        if (!(fraction > 0 && fraction <= 1)) {
+            return fail(ErrorKind::usage,
+                        fmt::format("\"{}\" is not a fraction of free memory in (0, 1]", raw));
+        }
+        return Checked{std::string(text), HoldAmount{fraction, 0}};
+    }
+    if (lower == "1") {
+        return Checked{"1.0", HoldAmount{1.0, 0}};
+    }
+    // A size needs its unit: a bare "2" could mean 2 MiB or twice the free memory.
+    const bool unitless = lower.find_first_not_of("0123456789") == std::string::npos;
+    auto bytes = units::parse_size(text);
+    if (unitless || !bytes) {
+        return fail(ErrorKind::usage,
+                    fmt::format("\"{}\" is neither a fraction of free memory (0.25) nor a "
+                                "size with its unit (8G)",
+                                raw));
+    }
+    if (*bytes == 0) {
+        return Checked{"off", HoldAmount{}};
+    }
+    return Checked{std::string(text), HoldAmount{0, *bytes}};
 }
 
 } // namespace
@@ -182,6 +238,8 @@ Result<Checked> check_text(const Setting& setting, std::string_view raw) {
         return duration(setting, raw, text);
     case ValueKind::gpu_list:
         return gpu_list(setting, text);
+    case ValueKind::hold_amount:
+        return hold_amount(raw, text);
     }
     return fail(ErrorKind::failed, "unknown value kind"); // unreachable
 }
@@ -205,6 +263,8 @@ std::string expected_form(const Setting& setting) {
         return "a size string such as \"20G\" or an integer number of MiB";
     case ValueKind::duration:
         return "a duration string such as \"5m\" or an integer number of seconds";
+    case ValueKind::hold_amount:
+        return "\"off\", a fraction of free memory such as \"0.25\" or a size such as \"8G\"";
     }
     return "a value";
 }

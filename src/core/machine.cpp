@@ -40,4 +40,26 @@ void add_process_details(gpu::MachineSnapshot& machine) {
     }
 }
 
+void mark_squatters(gpu::MachineSnapshot& machine, const gpu::ClaimMap& claims) {
+    for (auto& g : machine.gpus) {
+        const auto claim = claims.find(g.uuid);
+        if (claim == claims.end() || !g.processes || claim->second.slurm_job) {
+            continue;
+        }
+        const auto& holder = claim->second;
+        const auto root = holder.supervisor_pid ? holder.supervisor_pid : holder.pid;
+        if (!root) {
+            continue; // an unknown holder: nobody can tell who belongs to it
+        }
+        for (auto& p : *g.processes) {
+            const auto pid = static_cast<pid_t>(p.pid);
+            if (!p.command && !p.user) {
+                continue; // not visible in /proc here: cannot tell
+            }
+            p.squatter = !procfs::descends_from(pid, *root) &&
+                         !(holder.pid && procfs::descends_from(pid, *holder.pid));
+        }
+    }
+}
+
 } // namespace withgpu::core

@@ -2,6 +2,7 @@
 // they are and what they run. nvml/ and procfs/ never call each other; they meet here.
 #pragma once
 
+#include "gpu/claim.hpp"
 #include "gpu/snapshot.hpp"
 #include "nvml/nvml.hpp"
 #include "util/error.hpp"
@@ -20,6 +21,11 @@ struct OpenMachine {
     gpu::MachineSnapshot snapshot;
 };
 [[nodiscard]] Result<OpenMachine> open_machine(const std::string& nvml_library);
+
+// Marks the processes on claimed GPUs that are neither the claim holder's (with-gpu, or the
+// program that took a lease) nor its descendants: squatters. Only where the holder's pid is
+// known and not a SLURM job's holder (whose job runs elsewhere in the process tree).
+void mark_squatters(gpu::MachineSnapshot& machine, const gpu::ClaimMap& claims);
 
 // Fills each process's user and command from /proc, where the process is visible (nullopt
 // otherwise: gone, another PID namespace, hidepid).

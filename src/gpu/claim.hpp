@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace withgpu::gpu {
 
@@ -25,6 +26,11 @@ struct ClaimHolder {
     // The user whose claim file holds the claim (its name says so; only that user and root
     // can write it), unlike the fields above, which the record's writer chose.
     std::optional<unsigned> file_uid{};
+    // `with-gpu --hold`: the memory held on this GPU for the job and since when (unset: no
+    // hold now), and GPUs the job was found using without a claim ("GPU 3").
+    std::optional<std::uint64_t> hold_bytes{};
+    std::optional<std::int64_t> hold_since_unix{};
+    std::vector<std::string> misplaced{};
 };
 
 // Claimed GPUs by UUID. A GPU missing from the map is not claimed.

@@ -19,6 +19,9 @@ struct Process {
     // Not NVML's to know: app/ adds them from /proc, when the process is visible there.
     std::optional<std::string> user;    // the owner's name
     std::optional<std::string> command; // from /proc/<pid>/cmdline
+    // On a claimed GPU: not the claim holder's process nor one of its descendants (core/
+    // marks it where it can tell: the holder's pid is known and /proc shows the process).
+    bool squatter = false;
 };
 
 struct GpuSnapshot {

@@ -164,11 +164,12 @@ std::string would_choose_json(const Request& request, const Context& context) {
 std::string status_json(const Request& request, const Context& context) {
     const config::Launch launch = launch_of(request, context);
     const auto allocation = value_or_raise(core::slurm_allocation(context.env));
-    const auto machine = value_or_raise(core::open_machine(launch.nvml_library)).snapshot;
+    auto machine = value_or_raise(core::open_machine(launch.nvml_library)).snapshot;
     core::Silent silent;
     const core::Cancellation never;
     const core::Hooks hooks{silent, never};
     const auto view = value_or_raise(core::current_view(launch.lock_dir, machine, hooks));
+    core::mark_squatters(machine, view.claims);
     return core::status_document(machine, view, allocation).dump(2);
 }
 

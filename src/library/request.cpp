@@ -130,6 +130,8 @@ std::string kind_name(withgpu::config::ValueKind kind) {
         return "size";
     case ValueKind::duration:
         return "duration";
+    case ValueKind::hold_amount:
+        return "hold_amount";
     }
     return "text";
 }

@@ -333,6 +333,19 @@ gpu::ClaimHolder parse_holder(std::string_view text) {
     holder.command = string_field(record, "command", max_record_bytes);
     holder.since_unix = integer_field(record, "since", 1, max_since);
     holder.slurm_job = string_field(record, "slurm_job", max_user_bytes);
+    if (const auto bytes = record.find("hold_bytes");
+        bytes != record.end() && bytes->is_number_unsigned()) {
+        holder.hold_bytes = bytes->get<std::uint64_t>();
+        holder.hold_since_unix = integer_field(record, "hold_since", 1, max_since);
+    }
+    if (const auto misplaced = record.find("misplaced");
+        misplaced != record.end() && misplaced->is_array()) {
+        for (const auto& item : *misplaced) {
+            if (item.is_string() && holder.misplaced.size() < 64) {
+                holder.misplaced.push_back(item.get<std::string>().substr(0, 32));
+            }
+        }
+    }
     return holder;
 }
 
@@ -375,6 +388,15 @@ std::string format_record(const gpu::ClaimHolder& holder) {
         }
         if (holder.slurm_job) {
             record["slurm_job"] = holder.slurm_job->substr(0, 64);
+        }
+        if (holder.hold_bytes) {
+            record["hold_bytes"] = *holder.hold_bytes;
+            if (holder.hold_since_unix) {
+                record["hold_since"] = *holder.hold_since_unix;
+            }
+        }
+        if (!holder.misplaced.empty()) {
+            record["misplaced"] = holder.misplaced;
         }
         // argv and user names are bytes, not necessarily UTF-8: replace, never throw.
         std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -580,6 +602,16 @@ std::vector<int> Claim::descriptors() const {
         result.push_back(fd.get());
     }
     return result;
+}
+
+Result<void> Claim::record_holder(const std::string& uuid, const gpu::ClaimHolder& holder) {
+    const auto me = static_cast<unsigned>(::geteuid());
+    for (std::size_t i = 0; i < m_fds.size(); ++i) {
+        if (m_uuids[i] == uuid) {
+            return write_record(m_fds[i].get(), format_record(holder), lock_file_name(uuid, me));
+        }
+    }
+    return {};
 }
 
 Result<void> Claim::record_holder(const gpu::ClaimHolder& holder) {

@@ -92,6 +92,9 @@ class Claim {
 
     // Records who holds the claim in each lock file (diagnostic, for --status).
     [[nodiscard]] Result<void> record_holder(const gpu::ClaimHolder& holder);
+    // The same for the claim file of one GPU only (a hold differs from GPU to GPU).
+    [[nodiscard]] Result<void> record_holder(const std::string& uuid,
+                                             const gpu::ClaimHolder& holder);
 
   private:
     Claim(std::vector<std::string> uuids, std::vector<Fd> fds)

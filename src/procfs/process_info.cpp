@@ -181,4 +181,39 @@ std::optional<char> process_state(pid_t pid) {
     return (*stat)[close + 2];
 }
 
+std::optional<pid_t> parent_pid(pid_t pid) {
+    if (pid <= 0) {
+        return std::nullopt;
+    }
+    const auto stat = read_proc_file(fmt::format("/proc/{}/stat", pid));
+    const auto close = stat ? stat->rfind(')') : std::string::npos;
+    if (close == std::string::npos || close + 4 >= stat->size()) {
+        return std::nullopt;
+    }
+    // ") S PPID ...": the fourth field.
+    const std::string_view rest = std::string_view(*stat).substr(close + 4);
+    pid_t parent = 0;
+    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), parent);
+    if (error != std::errc() || end == rest.data()) {
+        return std::nullopt;
+    }
+    return parent;
+}
+
+bool descends_from(pid_t pid, pid_t ancestor) {
+    // A chain longer than this is not a process tree anyone runs; stop rather than loop.
+    constexpr int max_depth = 256;
+    for (int depth = 0; depth < max_depth && pid > 1; ++depth) {
+        if (pid == ancestor) {
+            return true;
+        }
+        const auto parent = parent_pid(pid);
+        if (!parent) {
+            return false;
+        }
+        pid = *parent;
+    }
+    return pid == ancestor;
+}
+
 } // namespace withgpu::procfs

@@ -21,6 +21,12 @@ struct ProcessDetails {
 // process does not exist or is not visible.
 [[nodiscard]] std::optional<char> process_state(pid_t pid);
 
+// The parent of a process, from /proc/<pid>/stat; nullopt where it is gone or not visible.
+[[nodiscard]] std::optional<pid_t> parent_pid(pid_t pid);
+
+// Whether `pid` is `ancestor` or one of its descendants (by parent links, as they are now).
+[[nodiscard]] bool descends_from(pid_t pid, pid_t ancestor);
+
 // The name of a user id via getpwuid_r, or the number as text if it has no entry.
 [[nodiscard]] std::string user_name(uid_t uid);
 

@@ -40,7 +40,26 @@ nlohmann::json claim_json(const gpu::ClaimHolder& holder) {
         {"since", holder.since_unix ? nlohmann::json(format_utc(*holder.since_unix)) : nullptr},
         {"since_unix", or_null(holder.since_unix)},
         {"slurm_job", text_or_null(holder.slurm_job)},
+        {"misplaced",
+         [&] {
+             nlohmann::json list = nlohmann::json::array();
+             for (const auto& item : holder.misplaced) {
+                 list.push_back(text_json(item)); // the record's writer chose it: sanitised
+             }
+             return list;
+         }()},
     };
+}
+
+// What --hold keeps on the GPU: {"bytes": N, "since": "2026-..."}, or null.
+nlohmann::json hold_json(const gpu::ClaimHolder* holder) {
+    if (holder == nullptr || !holder->hold_bytes) {
+        return nullptr;
+    }
+    return {{"bytes", *holder->hold_bytes},
+            {"since",
+             holder->hold_since_unix ? nlohmann::json(format_utc(*holder->hold_since_unix))
+                                     : nlohmann::json(nullptr)}};
 }
 
 const char* kind_name(gpu::Process::Kind kind) {
@@ -64,6 +83,7 @@ nlohmann::json processes_json(const std::optional<std::vector<gpu::Process>>& pr
             {"used_memory_mib", mib_or_null(p.used_memory_bytes)},
             {"user", text_or_null(p.user)},
             {"command", text_or_null(p.command)},
+            {"squatter", p.squatter},
         });
     }
     return list;
@@ -88,6 +108,7 @@ nlohmann::json gpu_json(const gpu::GpuSnapshot& g, const gpu::ClaimMap& claims) 
         {"processes_known", g.processes.has_value()},
         {"processes", processes_json(g.processes)},
         {"claim", claim != claims.end() ? claim_json(claim->second) : nullptr},
+        {"hold", hold_json(claim != claims.end() ? &claim->second : nullptr)},
     };
 }
 

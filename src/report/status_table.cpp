@@ -1,5 +1,6 @@
 #include "report/status_table.hpp"
 
+#include "util/strings.hpp"
 #include "util/text.hpp"
 #include "util/units.hpp"
 
@@ -88,6 +89,12 @@ std::string holder_text(const gpu::ClaimHolder& holder, std::int64_t now) {
     }
     if (holder.since_unix && now >= *holder.since_unix) {
         text += " " + units::format_duration(units::elapsed(*holder.since_unix, now));
+    }
+    if (holder.hold_bytes) {
+        text += fmt::format(", holding {} GiB", gib_figure(*holder.hold_bytes));
+    }
+    if (!holder.misplaced.empty()) {
+        text += ", also on " + text::printable(text::join(holder.misplaced, ", "));
     }
     return text;
 }
@@ -339,10 +346,11 @@ std::string process_lines(const gpu::GpuSnapshot& g,
                     Align::right,
                     style) +
                "  " +
-               paint(cut(text::printable(p.command.value_or("?")), command_width),
+               paint(cut(text::printable(p.command.value_or("?")),
+                         p.squatter && command_width > 10 ? command_width - 10 : command_width),
                      p.command ? Tone::plain : Tone::dim,
                      style) +
-               "\n";
+               (p.squatter ? "  " + paint("squatter", Tone::red, style) : std::string()) + "\n";
     }
     if (hidden > 0) {
         out +=

@@ -10,7 +10,7 @@ from harness import Case, busy, gpu, uuid_of, GIB
 
 GPU_FIELDS = {"index", "uuid", "name", "pci_bus_id", "error", "memory_total_mib", "memory_used_mib",
               "memory_free_mib", "utilization_percent", "temperature_c", "power_w", "power_limit_w",
-              "processes_known", "processes", "claim", "minor_number"}
+              "processes_known", "processes", "claim", "minor_number", "hold"}
 
 
 class StatusTest(Case):
@@ -36,7 +36,7 @@ class StatusTest(Case):
         self.assertEqual(len(g["processes"]), 1)
         p = g["processes"][0]
         self.assertEqual((p["pid"], p["used_memory_mib"]), (4100001, 20 * GIB))
-        self.assertEqual(set(p), {"pid", "type", "used_memory_mib", "user", "command"})
+        self.assertEqual(set(p), {"pid", "type", "used_memory_mib", "user", "command", "squatter"})
 
     def test_unknown_metrics_are_null_not_zero(self):
         self.machine([gpu(0, utilization_percent=None, temperature_c=None, power_mw=None,

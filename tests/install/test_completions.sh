@@ -66,7 +66,7 @@ zsh -n "$zsh_file" || fail "zsh -n $zsh_file"
 fish -n "$fish_file" || fail "fish -n $fish_file"
 
 # Every option that `with-gpu --help` lists, sorted, as each shell must offer them for "-".
-mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | tr ',' '\n' | sort -u)
+mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | sed 's/\[=.*//' | tr ',' '\n' | sort -u)
 ((${#options[@]} > 20)) || fail "could not read the options from with-gpu --help"
 all_options=${options[*]}
 

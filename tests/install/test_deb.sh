@@ -42,7 +42,7 @@ man_version=$(sed -n 's/^\.TH .*"with-gpu \([^"]*\)".*/\1/p' "$man_page")
 [[ $man_version == "$project_version" ]] ||
     die "man/with-gpu.1 says version '$man_version', the project is $project_version (update .TH)"
 # Every option of `with-gpu --help` is documented ("\-" is how roff writes "-").
-mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | tr ',' '\n')
+mapfile -t options < <("$program" --help | awk '/^  -/ {print $1}' | sed 's/\[=.*//' | tr ',' '\n')
 ((${#options[@]} > 20)) || die "could not read the options from with-gpu --help"
 man_text=$(sed 's/\\-/-/g' "$man_page")
 for option in "${options[@]}"; do

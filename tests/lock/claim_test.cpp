@@ -255,6 +255,25 @@ TEST_F(ClaimTest, RecordNamesTheSlurmJobItIsHeldFor) {
     EXPECT_EQ(claims_now({gpu_a}).at(gpu_a).slurm_job, std::nullopt);
 }
 
+// --hold writes each GPU's hold into that GPU's claim file only; misplaced GPUs go to all.
+TEST_F(ClaimTest, AHoldIsRecordedPerGpuAndMisplacedGpusForAll) {
+    Claim held = claim({gpu_a, gpu_b});
+    gpu::ClaimHolder holder;
+    holder.pid = 4242;
+    holder.misplaced = {"GPU 3"};
+    ASSERT_TRUE(held.record_holder(holder));
+    gpu::ClaimHolder holding = holder;
+    holding.hold_bytes = 20ULL << 30U;
+    holding.hold_since_unix = 1700000000;
+    ASSERT_TRUE(held.record_holder(gpu_b, holding));
+    const auto claims = claims_now({gpu_a, gpu_b});
+    EXPECT_EQ(claims.at(gpu_a).hold_bytes, std::nullopt);
+    EXPECT_EQ(claims.at(gpu_b).hold_bytes, 20ULL << 30U);
+    EXPECT_EQ(claims.at(gpu_b).hold_since_unix, 1700000000);
+    EXPECT_EQ(claims.at(gpu_a).misplaced, (std::vector<std::string>{"GPU 3"}));
+    EXPECT_EQ(claims.at(gpu_b).misplaced, (std::vector<std::string>{"GPU 3"}));
+}
+
 TEST_F(ClaimTest, ShorterRecordReplacesLongerOneCompletely) {
     Claim held = claim({gpu_a});
     gpu::ClaimHolder holder;

@@ -52,6 +52,13 @@ def test_thresholds_are_the_originals(lab):
         assert ids == [0]
 
 
+def test_the_seeds_lock_file_timeout_is_accepted_and_changes_nothing(lab):
+    with GPUScheduler(num_gpus=2, timeout=0.001, max_wait_time=0) as gpu_ids:
+        assert sorted(gpu_ids) == [1, 3]
+    with GPUScheduler(num_gpus=2, timeout=3600, max_wait_time=0) as gpu_ids:
+        assert sorted(gpu_ids) == [1, 3]
+
+
 def test_debug_mode_skips_the_health_checks_but_still_claims(lab):
     with GPUScheduler(specific_gpus=[0], debug_mode=True, max_wait_time=0) as ids:
         assert ids == [0]

@@ -119,25 +119,36 @@ TEST(ConfigSettingsTest, SettingsAreInDocumentedOrder) {
     for (const auto& setting : settings()) {
         names.push_back(setting.name);
     }
-    EXPECT_EQ(names,
-              (std::vector<std::string_view>{"count",
-                                             "min_gpus",
-                                             "max_gpus",
-                                             "gpu",
-                                             "exclude",
-                                             "gpu_type",
-                                             "strict",
-                                             "min_memory",
-                                             "max_util",
-                                             "max_temp",
-                                             "max_power",
-                                             "require_idle",
-                                             "wait",
-                                             "timeout",
-                                             "poll",
-                                             "lock_dir",
-                                             "banned",
-                                             "nvml_library"}));
+    EXPECT_EQ(names, (std::vector<std::string_view>{"count",    "min_gpus",     "max_gpus",
+                                                    "gpu",      "exclude",      "gpu_type",
+                                                    "strict",   "min_memory",   "max_util",
+                                                    "max_temp", "max_power",    "require_idle",
+                                                    "wait",     "timeout",      "poll",
+                                                    "hold",     "hold_timeout", "on_misplaced",
+                                                    "lock_dir", "banned",       "nvml_library"}));
+}
+
+TEST(ConfigValueTest, HoldAmountsAreFractionsSizesOrOff) {
+    const Setting& hold = *find_setting("hold");
+    EXPECT_EQ(std::get<HoldAmount>(check_text(hold, "0.5")->parsed), (HoldAmount{0.5, 0}));
+    EXPECT_EQ(std::get<HoldAmount>(check_text(hold, "1")->parsed), (HoldAmount{1.0, 0}));
+    EXPECT_EQ(std::get<HoldAmount>(check_text(hold, "8G")->parsed), (HoldAmount{0, 8ULL << 30U}));
+    EXPECT_FALSE(std::get<HoldAmount>(check_text(hold, "off")->parsed).on());
+    EXPECT_EQ(check_text(hold, "off")->text, "off");
+    for (const char* bad : {"2", "1.5", "0.0", "-0.5", "lots", "0.5x", ""}) {
+        const auto checked = check_text(hold, bad);
+        ASSERT_FALSE(checked.has_value()) << bad;
+        EXPECT_EQ(checked.error().kind, ErrorKind::usage) << bad;
+    }
+    EXPECT_EQ(find_setting("hold")->flag_alone, "0.25");
+}
+
+TEST(ConfigValueTest, ChoicesAreCheckedAndNormalised) {
+    const Setting& on_misplaced = *find_setting("on_misplaced");
+    EXPECT_EQ(check_text(on_misplaced, " KILL ")->text, "kill");
+    const auto bad = check_text(on_misplaced, "nuke");
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().message, "\"nuke\" is not one of warn, kill");
 }
 
 // ---- precedence
@@ -149,6 +160,8 @@ TEST(ConfigPrecedenceTest, BuiltInDefaultsAlone) {
         {"count", {"1", builtin}},
         {"min_memory", {"2048", builtin}},
         {"poll", {"2s", builtin}},
+        {"hold_timeout", {"5m", builtin}},
+        {"on_misplaced", {"warn", builtin}},
         {"lock_dir", {"/tmp/with-gpu", builtin}},
     };
     EXPECT_EQ(settings.values, expected);
@@ -588,7 +601,8 @@ TEST(ConfigErrorTest, FileErrors) {
          {},
          k_system + ":2:1: unknown key \"colour\"",
          "known keys: count, min_gpus, max_gpus, gpu, exclude, gpu_type, strict, min_memory, "
-         "max_util, max_temp, max_power, require_idle, wait, timeout, poll, lock_dir, banned, "
+         "max_util, max_temp, max_power, require_idle, wait, timeout, poll, hold, hold_timeout, "
+         "on_misplaced, lock_dir, banned, "
          "nvml_library"},
         {"wrong type: string for a number",
          "",
@@ -821,7 +835,8 @@ TEST(ConfigErrorTest, FileErrors) {
          {},
          k_user + ":2:1: unknown key \"zzz\"",
          "known keys: count, min_gpus, max_gpus, gpu, exclude, gpu_type, strict, min_memory, "
-         "max_util, max_temp, max_power, require_idle, wait, timeout, poll, lock_dir, banned, "
+         "max_util, max_temp, max_power, require_idle, wait, timeout, poll, hold, hold_timeout, "
+         "on_misplaced, lock_dir, banned, "
          "nvml_library"},
         {"errors in a profile that is not chosen",
          "",
@@ -1034,6 +1049,9 @@ TEST(ConfigShowTest, OneLinePerKeyWithOrigins) {
               "wait = true                   # WITH_GPU_WAIT\n"
               "timeout = (unset)\n"
               "poll = 2s                     # built-in default\n"
+              "hold = (unset)\n"
+              "hold_timeout = 5m             # built-in default\n"
+              "on_misplaced = warn           # built-in default\n"
               "lock_dir = /var/lib/with-gpu  # /etc/with-gpu/config.toml:2:1\n"
               "banned = name:T4              # /etc/with-gpu/config.toml:3:1\n"
               "nvml_library = (unset)\n");
@@ -1148,6 +1166,9 @@ TEST(ConfigDocsTest, ExampleFilesBehaveAsDocumented) {
         "wait = true                   # /home/a/.config/with-gpu/config.toml:3:1\n"
         "timeout = 30m                 # /home/a/.config/with-gpu/config.toml:4:1\n"
         "poll = 2s                     # built-in default\n"
+        "hold = (unset)\n"
+        "hold_timeout = 5m             # built-in default\n"
+        "on_misplaced = warn           # built-in default\n"
         "lock_dir = /var/lib/with-gpu  # /etc/with-gpu/config.toml:3:1\n"
         "banned = name:T4,7            # /etc/with-gpu/config.toml:5:1\n"
         "nvml_library = (unset)\n");
@@ -1196,7 +1217,7 @@ TEST(ConfigArgumentTest, ErrorsNameTheKeyword) {
          "unknown setting \"banned\"",
          "known settings: count, min_gpus, max_gpus, gpus, exclude, gpu_type, strict, "
          "min_memory, max_util, max_temp, max_power, require_idle, wait, timeout, poll, "
-         "lock_dir, nvml_library",
+         "hold, hold_timeout, on_misplaced, lock_dir, nvml_library",
          {{"banned", "0"}}},
         {"bad size",
          "",
