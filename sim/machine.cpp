@@ -388,7 +388,7 @@ unsigned int pci_device_id_for(std::string_view name) {
 }
 
 SimProcess parse_process(const json& object, const std::string& where) {
-    check_keys(object, where, {"pid", "used_memory_mib", "type"});
+    check_keys(object, where, {"pid", "used_memory_mib", "type", "listed_after_calls"});
     SimProcess process;
     const json* pid = find_key(object, "pid");
     if (pid == nullptr) {
@@ -404,6 +404,10 @@ SimProcess parse_process(const json& object, const std::string& where) {
     } else if (!used->is_null()) {
         process.used_memory_mib =
             to_unsigned(*used, path_of(where, "used_memory_mib"), max_memory_mib);
+    }
+    if (const json* after = find_key(object, "listed_after_calls"); after != nullptr) {
+        process.listed_after_calls =
+            to_unsigned(*after, path_of(where, "listed_after_calls"), max_u32);
     }
     const auto type = get_string(object, where, "type", "compute", 64);
     if (type == "compute") {

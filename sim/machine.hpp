@@ -23,6 +23,10 @@ struct SimProcess {
     unsigned int pid = 0;
     std::optional<unsigned long long> used_memory_mib; // nullopt: NVML_VALUE_NOT_AVAILABLE
     ProcessType type = ProcessType::compute;
+    // Listed only from this process list call on (0: always), counting the calls on its GPU
+    // in the calling process: a program that appears between two reads (tests of with-gpu's
+    // second look after claiming).
+    unsigned long long listed_after_calls = 0;
 };
 
 // Return codes injected per exported function name, e.g. "nvmlDeviceGetPowerUsage" -> 3 (an

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -215,13 +216,25 @@ enum class ProcessList { compute, graphics };
 // Writes the processes of one list with `stride` bytes per entry: 16 (v1
 // struct), 24 (v2) or 32 (the wide layout some R535 drivers wrote from _v3).
 // Follows NVML's size-query protocol.
+// How many process list calls of this kind this process made on `gpu` before this one.
+unsigned long long earlier_calls(const SimGpu& gpu, ProcessList list) {
+    static std::mutex mutex;
+    static std::map<std::pair<std::string, int>, unsigned long long> calls;
+    const std::lock_guard<std::mutex> lock(mutex);
+    return calls[{gpu.uuid, static_cast<int>(list)}]++;
+}
+
 nvmlReturn_t write_processes(
     const SimGpu& gpu, ProcessList list, unsigned int* count, void* infos, unsigned int stride) {
     if (count == nullptr) {
         return NVML_ERROR_INVALID_ARGUMENT;
     }
+    const unsigned long long before = earlier_calls(gpu, list);
     std::vector<const SimProcess*> selected;
     for (const auto& process : gpu.processes) {
+        if (process.listed_after_calls > before) {
+            continue; // not there yet
+        }
         const bool wanted =
             process.type == ProcessType::both ||
             (list == ProcessList::compute) == (process.type == ProcessType::compute);

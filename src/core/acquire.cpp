@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace withgpu::core {
 
@@ -134,6 +135,7 @@ class Acquisition {
     };
     Result<Look> look_holding(Mode mode);
     Result<std::optional<Acquired>> claim_if_our_turn(queue::Turn& turn);
+    [[nodiscard]] bool foreign_process_appeared(const selection::Decision& decision);
     Result<void> enter_queue();
     Result<void> wait_for_change(const queue::Turn& turn);
     Result<bool> wait_behind(std::uint64_t seq, int pid, const report::WaitingState& state);
@@ -161,6 +163,7 @@ class Acquisition {
     std::optional<lock::QueueTicket> m_ticket;
     std::uint64_t m_seen_leave = 0; // the last ticket we saw leave (0: none; no ticket has 0)
     bool m_nested_checked = false;
+    bool m_look_again = false; // a foreign process took a chosen GPU: choose again at once
 };
 
 Error Acquisition::timeout_error() const {
@@ -216,6 +219,10 @@ Result<std::optional<Acquired>> Acquisition::claim_if_our_turn(queue::Turn& turn
     if (!*claim) {
         return std::optional<Acquired>();
     }
+    if (foreign_process_appeared(turn.decision)) {
+        m_look_again = true; // the claim is released here; choose again on what NVML says now
+        return std::optional<Acquired>();
+    }
     if (m_ticket) {
         m_ticket->leave(); // under the exclusive lock: the next waiter sees us gone
         m_hooks.progress.note(fmt::format("{} after waiting {}",
@@ -224,6 +231,41 @@ Result<std::optional<Acquired>> Acquisition::claim_if_our_turn(queue::Turn& turn
     }
     return std::optional<Acquired>(
         Acquired{std::move(**claim), std::move(m_machine), std::move(turn.decision)});
+}
+
+// A program started without with-gpu may have taken a chosen GPU between the NVML read and
+// the claim. A second look at the chosen GPUs' process lists only (a few NVML calls) finds
+// it; the GPU's entry in the snapshot is then updated, so that choosing again sees it.
+bool Acquisition::foreign_process_appeared(const selection::Decision& decision) {
+    bool appeared = false;
+    for (unsigned index : decision.chosen) {
+        const auto entry =
+            std::find_if(m_machine.gpus.begin(),
+                         m_machine.gpus.end(),
+                         [&](const gpu::GpuSnapshot& s) { return s.index == index; });
+        gpu::GpuSnapshot* g = entry != m_machine.gpus.end() ? &*entry : nullptr;
+        auto now = m_nvml.processes(index);
+        if (g == nullptr || !now || !g->processes) {
+            continue;
+        }
+        for (const auto& p : *now) {
+            const bool known = std::any_of(g->processes->begin(),
+                                           g->processes->end(),
+                                           [&](const gpu::Process& q) { return q.pid == p.pid; });
+            if (!known) {
+                appeared = true;
+                std::uint64_t used =
+                    g->memory_used_bytes.value_or(0) + p.used_memory_bytes.value_or(0);
+                g->memory_used_bytes = used;
+                if (g->memory_total_bytes) {
+                    g->memory_free_bytes =
+                        *g->memory_total_bytes > used ? *g->memory_total_bytes - used : 0;
+                }
+                g->processes->push_back(p);
+            }
+        }
+    }
+    return appeared;
 }
 
 Result<void> Acquisition::enter_queue() {
@@ -400,6 +442,9 @@ Result<Acquired> Acquisition::run() {
             if (!claimed || *claimed) {
                 return claimed ? Result<Acquired>(std::move(**claimed))
                                : tl::unexpected(claimed.error());
+            }
+            if (std::exchange(m_look_again, false)) {
+                continue;
             }
         }
         if (turn.decision.outcome == Outcome::impossible) {

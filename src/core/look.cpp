@@ -1,8 +1,11 @@
 #include "core/look.hpp"
 
+#include "core/machine.hpp"
 #include "lock/claim.hpp"
 #include "lock/queue_files.hpp"
 #include "procfs/process_info.hpp"
+
+#include <algorithm>
 
 namespace withgpu::core {
 
@@ -45,6 +48,16 @@ Result<queue::Turn> look(const lock::LockDir& dir,
     auto claims = lock::read_claims(dir, machine.uuids(), &notes);
     if (!claims) {
         return tl::unexpected(claims.error());
+    }
+    // Squatters on claimed GPUs are named in the reasons (--dry-run, the waiting line). Only
+    // processes on claimed GPUs cost a look at /proc, and only when there are some.
+    const bool any = std::any_of(machine.gpus.begin(), machine.gpus.end(), [&](const auto& g) {
+        return g.processes && !g.processes->empty() && claims->count(g.uuid) != 0;
+    });
+    if (any) {
+        gpu::MachineSnapshot marked = machine;
+        mark_squatters(marked, *claims);
+        return queue::take_turn(marked, earlier, request, *claims, now_unix);
     }
     return queue::take_turn(machine, earlier, request, *claims, now_unix);
 }

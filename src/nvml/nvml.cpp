@@ -5,6 +5,7 @@
 #include "nvml/nvml.hpp"
 
 #include "nvml/library.hpp"
+#include "nvml/processes.hpp"
 #include "nvml/snapshot_reader.hpp"
 
 namespace withgpu::nvml {
@@ -25,6 +26,14 @@ Result<Nvml> Nvml::open(const std::string& library) {
 
 Result<gpu::MachineSnapshot> Nvml::snapshot() const {
     return read_snapshot(*m_library);
+}
+
+std::optional<std::vector<gpu::Process>> Nvml::processes(unsigned index) const {
+    nvmlDevice_t device = nullptr;
+    if (m_library->api().handle_by_index(index, &device) != NVML_SUCCESS) {
+        return std::nullopt;
+    }
+    return read_device_processes(m_library->api(), device).processes;
 }
 
 const std::string& Nvml::library() const {

@@ -7,7 +7,9 @@
 #include "util/error.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace withgpu::nvml {
 
@@ -36,6 +38,10 @@ class Nvml {
     // Processes carry what NVML knows (pid, kind, memory); user and command are left for the
     // caller to find in /proc (core::read_machine).
     [[nodiscard]] Result<gpu::MachineSnapshot> snapshot() const;
+
+    // The processes on the GPU with this NVML index only (pids, kinds, memory): a cheap second
+    // look at chosen GPUs. nullopt when they cannot be read.
+    [[nodiscard]] std::optional<std::vector<gpu::Process>> processes(unsigned index) const;
 
     // The path or name that was loaded, for messages.
     [[nodiscard]] const std::string& library() const;

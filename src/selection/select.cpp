@@ -151,6 +151,16 @@ void check_metrics(const gpu::GpuSnapshot& gpu,
     if (!gpu.uuid.empty()) {
         if (const auto claim = claims.find(gpu.uuid); claim != claims.end()) {
             rejections.push_back(claim_rejection(claim->second, now_unix));
+            for (const auto& p : gpu.processes.value_or(std::vector<gpu::Process>{})) {
+                if (p.squatter) { // core/ marks them: not the claim holder's family
+                    rejections.push_back(
+                        {fmt::format("squatter pid {} ({}: {}) uses it besides the claim",
+                                     p.pid,
+                                     text::printable(p.user.value_or("?")),
+                                     text::printable(p.command.value_or("?"))),
+                         false});
+                }
+            }
         }
         if (const auto wanted = reserved.find(gpu.uuid); wanted != reserved.end()) {
             rejections.push_back({wanted->second, false});

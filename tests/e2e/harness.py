@@ -106,6 +106,9 @@ class Case(unittest.TestCase):
             if child.poll() is None:
                 child.kill()
             child.wait()
+            for stream in (child.stdin, child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- machines ---------------------------------------------------------

@@ -85,6 +85,14 @@ class HoldTest(HoldCase):
         self.assertTrue(procs[squatter.pid]["squatter"])
         self.assertFalse(procs[child.pid]["squatter"])
         self.assertIn("squatter", self.run_wg("--status").stdout)
+        # --dry-run and the waiting line name it.
+        dry = self.run_wg("--dry-run", "--gpu", "0", "true")
+        self.assertIn(f"squatter pid {squatter.pid}", dry.stdout + dry.stderr)
+        waiter = self.popen_wg("--wait", "--gpu", "0", "true")
+        self.wait_for_queue_length(1)
+        self.assertIn(f"squatter pid {squatter.pid}", waiter.stderr.readline())
+        waiter.terminate()
+        waiter.wait(timeout=30)
 
     def test_the_hold_timeout_ends_the_hold_while_the_job_runs(self):
         child, (job,) = self.start("--hold", "--hold-timeout", "1s", "--gpu", "0")
@@ -118,6 +126,29 @@ class HoldTest(HoldCase):
                                (("--on-misplaced=nuke",), "not one of warn, kill")):
             with self.subTest(args=args):
                 self.assert_clean_error(self.run_wg(*args, "true"), 2, fragment)
+
+
+class SecondLookTest(Case):
+    def test_a_program_that_takes_a_chosen_gpu_before_the_claim_makes_with_gpu_choose_again(self):
+        # GPU 0 (most free memory, chosen first) is taken by a program started without
+        # with-gpu between the NVML read and the claim: the simulator lists it from the second
+        # process-list call on. The second look after claiming sees it and, the request being
+        # --require-idle, chooses GPU 1.
+        intruder = subprocess.Popen(["sleep", "300"])
+        self.addCleanup(intruder.wait)
+        self.addCleanup(intruder.kill)
+        late = {"pid": intruder.pid, "used_memory_mib": 0, "type": "compute",
+                "listed_after_calls": 1}
+        self.machine([gpu(0, processes=[late]), gpu(1, memory_total_mib=40 * GIB)])
+        r = self.run_wg("--require-idle", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "1")
+        # Listed a call later, after the second look: too late to be seen, GPU 0 is taken.
+        # (Without the second look the first case gives this answer too.)
+        late["listed_after_calls"] = 2
+        self.machine([gpu(0, processes=[late]), gpu(1, memory_total_mib=40 * GIB)])
+        r = self.run_wg("--require-idle", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES")
+        self.assertEqual(r.stdout.strip(), "0")
 
 
 class PlacementTest(HoldCase):
