@@ -145,7 +145,7 @@ Result<std::string> render(const nvml::Nvml& nvml,
         return tl::unexpected(view.error());
     }
     notes.seen.pass_on(view->notes, notes.progress);
-    core::mark_squatters(*machine, view->claims);
+    core::join_claims(*machine, view->claims);
     if (options.json) {
         return core::status_document(*machine, *view, allocation).dump(2) + "\n";
     }

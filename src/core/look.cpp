@@ -56,7 +56,7 @@ Result<queue::Turn> look(const lock::LockDir& dir,
     });
     if (any) {
         gpu::MachineSnapshot marked = machine;
-        mark_squatters(marked, *claims);
+        join_claims(marked, *claims);
         return queue::take_turn(marked, earlier, request, *claims, now_unix);
     }
     return queue::take_turn(machine, earlier, request, *claims, now_unix);

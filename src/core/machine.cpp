@@ -2,6 +2,7 @@
 
 #include "procfs/process_info.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace withgpu::core {
@@ -40,13 +41,24 @@ void add_process_details(gpu::MachineSnapshot& machine) {
     }
 }
 
-void mark_squatters(gpu::MachineSnapshot& machine, const gpu::ClaimMap& claims) {
+void join_claims(gpu::MachineSnapshot& machine, gpu::ClaimMap& claims) {
     for (auto& g : machine.gpus) {
         const auto claim = claims.find(g.uuid);
         if (claim == claims.end() || !g.processes || claim->second.slurm_job) {
             continue;
         }
-        const auto& holder = claim->second;
+        auto& holder = claim->second;
+        if (holder.hold_bytes) {
+            const auto holding =
+                std::any_of(g.processes->begin(), g.processes->end(), [&](const gpu::Process& p) {
+                    return holder.supervisor_pid &&
+                           static_cast<int>(p.pid) == *holder.supervisor_pid;
+                });
+            if (!holding) {
+                holder.hold_bytes.reset();
+                holder.hold_since_unix.reset();
+            }
+        }
         const auto root = holder.supervisor_pid ? holder.supervisor_pid : holder.pid;
         if (!root) {
             continue; // an unknown holder: nobody can tell who belongs to it

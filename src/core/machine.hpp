@@ -22,10 +22,13 @@ struct OpenMachine {
 };
 [[nodiscard]] Result<OpenMachine> open_machine(const std::string& nvml_library);
 
-// Marks the processes on claimed GPUs that are neither the claim holder's (with-gpu, or the
-// program that took a lease) nor its descendants: squatters. Only where the holder's pid is
-// known and not a SLURM job's holder (whose job runs elsewhere in the process tree).
-void mark_squatters(gpu::MachineSnapshot& machine, const gpu::ClaimMap& claims);
+// Joins the claims with what NVML and /proc show now:
+// - marks the processes on claimed GPUs that are neither the claim holder's (with-gpu, or the
+//   program that took a lease) nor its descendants: squatters. Only where the holder's pid is
+//   known and not a SLURM job's holder (whose job runs elsewhere in the process tree);
+// - drops a recorded hold whose holder has no memory on the GPU any more (a with-gpu killed
+//   with -9 cannot correct its record, but the driver freed its memory).
+void join_claims(gpu::MachineSnapshot& machine, gpu::ClaimMap& claims);
 
 // Fills each process's user and command from /proc, where the process is visible (nullopt
 // otherwise: gone, another PID namespace, hidepid).

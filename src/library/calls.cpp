@@ -168,8 +168,8 @@ std::string status_json(const Request& request, const Context& context) {
     core::Silent silent;
     const core::Cancellation never;
     const core::Hooks hooks{silent, never};
-    const auto view = value_or_raise(core::current_view(launch.lock_dir, machine, hooks));
-    core::mark_squatters(machine, view.claims);
+    auto view = value_or_raise(core::current_view(launch.lock_dir, machine, hooks));
+    core::join_claims(machine, view.claims);
     return core::status_document(machine, view, allocation).dump(2);
 }
 

@@ -110,6 +110,11 @@ class HoldTest(HoldCase):
         child.wait()
         wait_until(lambda: self.holder_memory(0, child.pid) is None,
                    what="the memory of the dead with-gpu to go")
+        # The job lives on with the claim; its record still names the hold, which --status
+        # no longer shows, since the memory is gone.
+        self.assertIsNotNone(self.claim_of(0))
+        self.assertIsNone(self.hold_of(0))
+        self.assertNotIn("holding", self.run_wg("--status").stdout)
 
     def test_without_libcuda_the_job_runs_unheld_with_a_warning(self):
         only_nvml = os.path.join(self.tmp, "only-nvml")
