@@ -128,3 +128,30 @@ TEST(OpenFilesTest, ListsEveryDescriptorOfThisProcessByIdentity) {
 
 } // namespace
 } // namespace withgpu::procfs
+
+namespace withgpu::procfs {
+namespace {
+
+TEST(ProcessFamily, ParentsAndDescendantsComeFromProc) {
+    EXPECT_EQ(parent_pid(::getpid()), ::getppid());
+    EXPECT_EQ(parent_pid(0), std::nullopt);
+    EXPECT_TRUE(descends_from(::getpid(), ::getpid()));
+    EXPECT_TRUE(descends_from(::getpid(), ::getppid()));
+    EXPECT_FALSE(descends_from(::getppid(), ::getpid()));
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    EXPECT_EQ(parent_pid(child), ::getpid());
+    EXPECT_TRUE(descends_from(child, ::getpid()));
+    EXPECT_TRUE(descends_from(child, ::getppid()));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_EQ(parent_pid(child), std::nullopt); // gone
+}
+
+} // namespace
+} // namespace withgpu::procfs
