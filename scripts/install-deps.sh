@@ -7,7 +7,8 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libexpected-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   python3 clang-format
-  pybind11-dev python3-pybind11 python3-dev python3-pytest python3-venv python3-pip  # the Python package
+  pybind11-dev python3-pybind11 python3-dev python3-pytest python3-hypothesis python3-venv
+  python3-pip  # the Python package
   python3-filelock  # bench/python_acquire.py: the seed's way, for comparison
   dpkg-dev file
   zsh fish bash-completion lintian  # tests/install: completions in their shells, lintian

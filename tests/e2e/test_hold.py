@@ -48,7 +48,9 @@ class HoldTest(HoldCase):
     def test_a_quarter_of_free_memory_is_held_beside_the_job_until_it_ends(self):
         child, (job,) = self.start("--hold", "-n", "2")
         for index in (0, 1):
-            hold = wait_until(lambda: self.hold_of(index), what=f"a hold on GPU {index}")
+            # Stated bound (docs/hold.md): within 10 s of the launch, on a loaded 2-core machine.
+            hold = wait_until(lambda: self.hold_of(index), timeout=10,
+                              what=f"a hold on GPU {index}")
             self.assertAlmostEqual(hold["bytes"] / 2**30, 20, delta=0.5)  # 1/4 of 80 GiB
             self.assertTrue(hold["since"].endswith("Z"))
             # NVML shows it as with-gpu's own memory (the context's on top).
