@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace withgpu::app {
 
@@ -185,6 +186,11 @@ struct JobGuard::State {
     }
 
     void run() {
+        // Without a hold, nothing is due before the first placement check: a short job ends
+        // before NVML is even opened, and costs nothing for being guarded.
+        if (!settings.hold.on() && !sleep(settings.placement_poll)) {
+            return;
+        }
         auto nvml = nvml::Nvml::open(settings.nvml_library);
         if (!nvml) {
             say(fmt::format("warning: cannot watch the job's GPUs: {}", nvml.error().message));
@@ -193,11 +199,13 @@ struct JobGuard::State {
         std::vector<HeldGpu> holds = make_holds(*nvml);
         const auto until = std::chrono::steady_clock::now() + settings.hold_timeout;
         std::set<std::string> warned;
+        bool slept = !settings.hold.on(); // the first placement check is due already
         for (;;) {
             const bool holding = std::any_of(holds.begin(), holds.end(), [](const HeldGpu& h) {
                 return h.hold && h.hold->active();
             });
-            if (!sleep(holding ? settings.hold_poll : settings.placement_poll)) {
+            if (!std::exchange(slept, false) &&
+                !sleep(holding ? settings.hold_poll : settings.placement_poll)) {
                 break;
             }
             const auto machine = nvml->snapshot();
