@@ -184,21 +184,28 @@ def real_ticket(machine, gpu):
     job = int(holder.stdout.readline())
     waiter = subprocess.Popen([BIN, "--wait", "-q", "--gpu", str(gpu), "true"], env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    text = ""
+    try:
+        return first_ticket(locks)
+    finally:
+        os.kill(waiter.pid, signal.SIGTERM)  # leaves the queue
+        waiter.wait()
+        os.kill(job, signal.SIGKILL)
+        holder.wait()
+
+
+def first_ticket(locks):
+    """The first ticket in `locks`, parsed, once it is written whole (a line)."""
     deadline = time.monotonic() + 60
-    while not text.endswith("\n"):
-        if time.monotonic() > deadline:
-            raise SystemExit("no ticket appeared")
-        names = [n for n in os.listdir(locks) if n.startswith("queue-")]
+    while True:
+        names = sorted(n for n in os.listdir(locks) if n.startswith("queue-"))
         if names:
             with open(os.path.join(locks, names[0])) as f:
                 text = f.read()
+            if text.endswith("\n"):
+                return json.loads(text)
+        if time.monotonic() > deadline:
+            raise SystemExit("no ticket appeared")
         time.sleep(0.01)
-    os.kill(waiter.pid, signal.SIGTERM)  # leaves the queue
-    waiter.wait()
-    os.kill(job, signal.SIGKILL)
-    holder.wait()
-    return json.loads(text)
 
 
 def ticket_spec(sample, seqs):
@@ -282,12 +289,13 @@ def bench_lockdir():
     # 1000 claims by 1000 other users on GPUs 8-15; with-gpu takes one of GPUs 0-7. Only
     # root can make files owned by others; without it the claims are left out.
     root = os.geteuid() == 0
-    claims = Holder(claims_dir, claim_spec(list(range(8, 16)), count) if root else [])
-    # 1000 waiters for GPU 15 alone (their tickets copied from a real waiter's): a newcomer
-    # may go ahead on GPUs 0-14, which none of them can ever use, but must read every ticket.
-    sample = real_ticket(machine, 15)
-    tickets = Holder(tickets_dir, ticket_spec(sample, range(1, count + 1)))
+    claims = tickets = None
     try:
+        claims = Holder(claims_dir, claim_spec(list(range(8, 16)), count) if root else [])
+        # 1000 waiters for GPU 15 alone (their tickets copied from a real waiter's): a newcomer
+        # may go ahead on GPUs 0-14, which none of them can ever use, but must read each ticket.
+        sample = real_ticket(machine, 15)
+        tickets = Holder(tickets_dir, ticket_spec(sample, range(1, count + 1)))
         cmds = alternate([Command("with-gpu -- true, empty", [BIN, "--", TRUE], env_for(machine, empty)),
                           Command(f"with-gpu -- true, {count} claims", [BIN, "--", TRUE],
                                   env_for(machine, claims_dir)),
@@ -299,8 +307,9 @@ def bench_lockdir():
         taken = json.loads(subprocess.run([BIN, "--status", "--json"], env=env_for(machine, claims_dir),
                                           capture_output=True, text=True).stdout)["gpus"]
     finally:
-        claims.stop()
-        tickets.stop()
+        for helper in (claims, tickets):
+            if helper:
+                helper.stop()
     base, with_claims, with_tickets, floor = cmds
     print(f"start-up with a full lock directory, 16 simulated GPUs, {RUNS} runs each, alternated:")
     print(f"  (--status saw {len(queue)} live tickets, and {sum(g['claim'] is not None for g in taken)} "
@@ -383,7 +392,6 @@ def bench_head():
     waiters for the same GPU, held by one helper process, as blocked waiters would hold them."""
     poll_ms, window = 100, (5.0 if RUNS >= 10 else 0.5)
     machine = machine_file(1, "head1.json")
-    sample = None
     rounds = []
     for behind in (10, 1000, 10, 1000):
         locks = lock_dir(f"head-{behind}-{len(rounds)}")
@@ -391,28 +399,24 @@ def bench_head():
         holder = subprocess.Popen([BIN, "sh", "-c", "echo $$; exec sleep 300"], env=env,
                                   stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         job = int(holder.stdout.readline())
-        head = subprocess.Popen([BIN, "--wait", "-q", "--poll", f"{poll_ms}ms", "true"], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not [n for n in os.listdir(locks) if n.startswith("queue-")]:
-            if time.monotonic() > deadline:
-                raise SystemExit("the head never queued")
-            time.sleep(0.01)
-        name = [n for n in os.listdir(locks) if n.startswith("queue-")][0]
-        with open(os.path.join(locks, name)) as f:
-            sample = json.loads(f.read())
-        first = sample["seq"] + 1
-        rest = Holder(locks, ticket_spec(sample, range(first, first + behind)))
+        head = rest = None
         try:
+            head = subprocess.Popen([BIN, "--wait", "-q", "--poll", f"{poll_ms}ms", "true"],
+                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            sample = first_ticket(locks)
+            first = sample["seq"] + 1
+            rest = Holder(locks, ticket_spec(sample, range(first, first + behind)))
             time.sleep(2 * poll_ms / 1000)  # past the look that the new tickets triggered
             start, t0 = cpu_ns(head.pid), time.monotonic()
             time.sleep(window)
             used, elapsed = cpu_ns(head.pid) - start, time.monotonic() - t0
             still = head.poll() is None
         finally:
-            rest.stop()
-            os.kill(head.pid, signal.SIGTERM)
-            head.wait()
+            if rest:
+                rest.stop()
+            if head:
+                os.kill(head.pid, signal.SIGTERM)
+                head.wait()
             os.kill(job, signal.SIGKILL)
             holder.wait()
         polls = elapsed / (poll_ms / 1000)
