@@ -8,8 +8,8 @@ BUILD_DIR holds bin/with-gpu, bin/floor and sim-driver/ (the benchmark build). R
 launch modes gpus lockdir memory head calls (default: all of them). RUNS under 10 is a smoke
 run (CTest's bench.floor_smoke): the head's measuring windows shrink from 5 s to 0.5 s.
 The claims of other users need root (chown); without it that figure is skipped.
-With WITH_GPU_OTHER_BIN naming a second with-gpu (e.g. one built another way), `launch` and
-`modes` time it too, in the same alternation, for a before/after comparison.
+With WITH_GPU_OTHER_BIN naming a second with-gpu (e.g. one built another way), `launch`,
+`modes` and `lockdir` time it too, in the same alternation, for a before/after comparison.
 
 Every comparison is measured in one loop that runs the commands compared one after another
 (A B A B ...), so that drift in the machine's load reaches all of them alike. Each command is
@@ -17,7 +17,6 @@ started with os.posix_spawn and timed from before the spawn to after waitpid, st
 /dev/null: what a user waits for. Nothing here is a recorded figure; everything printed was
 measured in this run. docs/benchmarks.md ("Against the floor") records the results."""
 
-import fcntl
 import json
 import os
 import resource
@@ -301,7 +300,11 @@ def bench_lockdir():
                                   env_for(machine, claims_dir)),
                           Command(f"with-gpu -- true, {count} tickets", [BIN, "--", TRUE],
                                   env_for(machine, tickets_dir)),
-                          Command("floor true, empty", [FLOOR, TRUE], env_for(machine, empty))])
+                          Command("floor true, empty", [FLOOR, TRUE], env_for(machine, empty))] +
+                         ([Command("other with-gpu -- true, empty", [OTHER, "--", TRUE],
+                                   env_for(machine, empty)),
+                           Command(f"other with-gpu -- true, {count} tickets", [OTHER, "--", TRUE],
+                                   env_for(machine, tickets_dir))] if OTHER else []))
         queue = json.loads(subprocess.run([BIN, "--status", "--json"], env=env_for(machine, tickets_dir),
                                           capture_output=True, text=True).stdout)["queue"]
         taken = json.loads(subprocess.run([BIN, "--status", "--json"], env=env_for(machine, claims_dir),
@@ -310,7 +313,7 @@ def bench_lockdir():
         for helper in (claims, tickets):
             if helper:
                 helper.stop()
-    base, with_claims, with_tickets, floor = cmds
+    base, with_claims, with_tickets, floor = cmds[:4]
     print(f"start-up with a full lock directory, 16 simulated GPUs, {RUNS} runs each, alternated:")
     print(f"  (--status saw {len(queue)} live tickets, and {sum(g['claim'] is not None for g in taken)} "
           f"GPUs claimed by others)")
@@ -320,6 +323,8 @@ def bench_lockdir():
     else:
         print("  per live claim: not measured (needs root to make other users' claim files)")
     print(f"  per live ticket: {1000 * (with_tickets.median - base.median) / count:.1f} us")
+    if OTHER:
+        print(f"  other, per live ticket: {1000 * (cmds[5].median - cmds[4].median) / count:.1f} us")
 
 
 def status_of(pid):
@@ -393,7 +398,8 @@ def bench_head():
     poll_ms, window = 100, (5.0 if RUNS >= 10 else 0.5)
     machine = machine_file(1, "head1.json")
     rounds = []
-    for behind in (10, 1000, 10, 1000):
+    binaries = [BIN, OTHER] if OTHER else [BIN]
+    for binary, behind in [(b, n) for _ in range(2) for b in binaries for n in (10, 1000)]:
         locks = lock_dir(f"head-{behind}-{len(rounds)}")
         env = env_for(machine, locks)
         holder = subprocess.Popen([BIN, "sh", "-c", "echo $$; exec sleep 300"], env=env,
@@ -401,7 +407,7 @@ def bench_head():
         job = int(holder.stdout.readline())
         head = rest = None
         try:
-            head = subprocess.Popen([BIN, "--wait", "-q", "--poll", f"{poll_ms}ms", "true"],
+            head = subprocess.Popen([binary, "--wait", "-q", "--poll", f"{poll_ms}ms", "true"],
                                     env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             sample = first_ticket(locks)
             first = sample["seq"] + 1
@@ -420,15 +426,16 @@ def bench_head():
             os.kill(job, signal.SIGKILL)
             holder.wait()
         polls = elapsed / (poll_ms / 1000)
-        rounds.append((behind, used / 1e6, polls, still))
+        rounds.append((binary, behind, used / 1e6, polls, still))
     print(f"the queue head's CPU (/proc/PID/schedstat), --poll {poll_ms}ms, {window:.1f} s windows, "
           f"rounds alternated:")
-    for behind, ms, polls, still in rounds:
-        print(f"  {behind:5} tickets behind: {ms:7.1f} ms CPU in {polls:.0f} polls = {ms / polls:.3f} ms per poll"
+    for binary, behind, ms, polls, still in rounds:
+        print(f"  {'other ' if binary != BIN else ''}{behind:5} tickets behind: {ms:7.1f} ms CPU in "
+              f"{polls:.0f} polls = {ms / polls:.3f} ms per poll"
               f" = {100 * ms / 1000 / (polls * poll_ms / 1000):.2f}% of a core"
               f"{'' if still else '  (the head left the queue: figure void)'}")
-    few = statistics.median(ms / p for b, ms, p, _ in rounds if b == 10)
-    many = statistics.median(ms / p for b, ms, p, _ in rounds if b == 1000)
+    few = statistics.median(ms / p for b, n, ms, p, _ in rounds if b == BIN and n == 10)
+    many = statistics.median(ms / p for b, n, ms, p, _ in rounds if b == BIN and n == 1000)
     print(f"  GOAL the head's cost per poll does not grow with the queue: "
           f"{'met' if many <= 1.1 * few else 'NOT met'} ({many / few:.1f}x with 1000 behind vs 10)")
 
