@@ -10,12 +10,15 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unistd.h>
 #include <vector>
 
 // nvml.h leaves the handle type opaque; ours point into a fixed array owned by
@@ -155,7 +158,28 @@ Driver& driver() {
     return instance;
 }
 
+// With $WITH_GPU_SIM_CALL_LOG set, every entry point called appends its name and a newline to
+// that file (for counting a program's NVML calls: bench/floor_bench.py). Read at every call,
+// like the machine file; one open/write/close each, so it costs nothing when unset.
+void log_call(const char* function) noexcept {
+    const char* path = std::getenv("WITH_GPU_SIM_CALL_LOG");
+    if (path == nullptr || *path == '\0') {
+        return;
+    }
+    const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        return;
+    }
+    std::array<char, 128> line{};
+    const auto length = std::min(std::strlen(function), line.size() - 1);
+    std::memcpy(line.data(), function, length);
+    line[length] = '\n';
+    static_cast<void>(::write(fd, line.data(), length + 1)); // one write: O_APPEND keeps it whole
+    ::close(fd);
+}
+
 template <typename Body> nvmlReturn_t guarded(const char* function, Body&& body) noexcept {
+    log_call(function);
     return run_guarded("nvml-sim", function, NVML_ERROR_UNKNOWN, body);
 }
 
@@ -315,6 +339,7 @@ nvmlReturn_t nvmlShutdown(void) {
 }
 
 const char* nvmlErrorString(nvmlReturn_t result) {
+    withgpu::sim::log_call(__func__);
     return withgpu::sim::error_string(result);
 }
 

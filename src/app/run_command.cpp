@@ -34,8 +34,9 @@ Result<int> show_decision(const cli::Options& options,
                           const core::Placement& placement,
                           const gpu::MachineSnapshot& machine) {
     TerminalProgress progress(options.quiet);
-    auto decision =
-        core::decide_now(placement.lock_dir, machine, placement.request, core::Hooks{progress});
+    const core::Cancellation never; // named: GCC 12 -O3 warns about the temporary's
+    const core::Hooks hooks{progress, never};
+    auto decision = core::decide_now(placement.lock_dir, machine, placement.request, hooks);
     if (!decision) {
         return tl::unexpected(decision.error());
     }

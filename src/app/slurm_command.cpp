@@ -170,7 +170,9 @@ slurm::JobPresence ask_slurm(const std::string& job_id, const core::ProcessEnvir
 // nothing to show while waiting for it.
 Result<lock::DecisionLock> decision_lock(const lock::LockDir& dir, lock::DecisionLock::Mode mode) {
     core::Silent silent;
-    return core::take_decision_lock(dir, mode, true, std::nullopt, core::Hooks{silent});
+    const core::Cancellation never; // named: GCC 12 -O3 warns about the temporary's
+    const core::Hooks hooks{silent, never};
+    return core::take_decision_lock(dir, mode, true, std::nullopt, hooks);
 }
 
 // Claims, one GPU at a time, those of `uuids` that are not held yet (held ones move to

@@ -140,7 +140,9 @@ Result<std::string> render(const nvml::Nvml& nvml,
     if (!machine) {
         return tl::unexpected(machine.error());
     }
-    auto view = core::current_view(options.launch.lock_dir, *machine, core::Hooks{notes.progress});
+    const core::Cancellation never; // named: GCC 12 -O3 warns about the temporary's
+    const core::Hooks hooks{notes.progress, never};
+    auto view = core::current_view(options.launch.lock_dir, *machine, hooks);
     if (!view) {
         return tl::unexpected(view.error());
     }

@@ -218,6 +218,9 @@ Result<std::vector<TicketRecord>> read_queue(const LockDir& dir, std::vector<std
         return tl::unexpected(tickets.error());
     }
     std::vector<TicketRecord> live;
+    // One buffer for every ticket; each record keeps only its own bytes (1000 tickets used to
+    // cost 1000 zeroed 64 KiB strings: docs/benchmarks.md, "Against the floor").
+    std::string buffer(max_ticket_bytes, '\0');
     for (const auto& [seq, name] : *tickets) {
         std::string why;
         const Fd fd = open_ticket(dir, name, &why);
@@ -230,10 +233,8 @@ Result<std::vector<TicketRecord>> read_queue(const LockDir& dir, std::vector<std
         if (probe_ticket(dir, name, fd.get()) != TicketState::live) {
             continue;
         }
-        std::string text(max_ticket_bytes, '\0');
-        const ssize_t n = ::pread(fd.get(), text.data(), text.size(), 0);
-        text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-        live.push_back({seq, std::move(text)});
+        const ssize_t n = ::pread(fd.get(), buffer.data(), buffer.size(), 0);
+        live.push_back({seq, buffer.substr(0, n > 0 ? static_cast<std::size_t>(n) : 0)});
     }
     return live;
 }

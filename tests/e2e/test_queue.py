@@ -335,6 +335,82 @@ class TimeoutAndSignalTest(QueueCase):
         self.assertEqual(quiet.stderr.read(), "")
 
 
+class LostWakeUpTest(QueueCase):
+    """Issue 9: a release that nothing notices until the next --poll must never happen. Every
+    waiter here polls once an hour, so only being woken by the release itself (a claim's
+    descriptor closing, a ticket leaving) can end its wait within the tests' timeouts."""
+
+    POLL = ("--poll", "1h")
+
+    def test_the_head_is_woken_by_the_release_itself(self):
+        self.machine([gpu(0)])
+        sup, job = self.hold()
+        head = self.waiter("head", *self.POLL)
+        os.kill(job, signal.SIGKILL)
+        self.assertEqual(head.wait(timeout=60), 0, head.stderr.read())
+        self.assertEqual(sup.wait(timeout=60), -signal.SIGKILL)
+
+    def test_a_job_that_ends_by_itself_wakes_the_head(self):
+        self.machine([gpu(0)])
+        # The first job exits 0 when its input ends: no signal, an ordinary end.
+        first = self.popen_wg("cat", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        self.wait_until(lambda: self.claim_of(0), what="the first job's claim")
+        head = self.waiter("head", *self.POLL)
+        first.stdin.close()
+        self.finish([first, head])
+        self.assertEqual(self.start_order(), ["head"])
+
+    def test_each_hand_off_in_a_chain_wakes_the_next_waiter(self):
+        # Each waiter sleeps behind the one before it, then watches its job's claim: every
+        # kind of wait in turn, and every wake-up must come from the event itself.
+        self.machine([gpu(0)])
+        _, job = self.hold()
+        labels = [f"w{i}" for i in range(4)]
+        waiters = [self.waiter(label, *self.POLL) for label in labels]
+        os.kill(job, signal.SIGKILL)
+        self.finish(waiters)
+        self.assertEqual(self.start_order(), labels)
+
+    def test_gpus_released_one_at_a_time_wake_a_multi_gpu_waiter(self):
+        self.machine([gpu(0), gpu(1)])
+        holders = [self.hold("--gpu", str(i)) for i in range(2)]
+        both = self.waiter("both", "-n", "2", *self.POLL)
+        for sup, job in holders:
+            os.kill(job, signal.SIGKILL)
+            sup.wait(timeout=60)
+        self.finish([both])
+
+    def test_a_waiter_that_gives_up_wakes_the_one_behind(self):
+        # GPU 1 is free but reserved for the 2-GPU head; when the head leaves (SIGTERM, then
+        # kill -9 in the second round), the 1-GPU waiter behind it must take GPU 1 at once.
+        for how in (signal.SIGTERM, signal.SIGKILL):
+            with self.subTest(signal=how.name):
+                self.machine([gpu(0), gpu(1)])
+                sup, job = self.hold("--gpu", "0")
+                head = self.popen_wg("--wait", "-n", "2", *self.POLL, "true")
+                self.wait_for_queue_length(1)
+                behind = self.waiter(f"behind-{how.name}", *self.POLL)
+                head.send_signal(how)
+                head.wait(timeout=60)
+                self.finish([behind])
+                os.kill(job, signal.SIGKILL)
+                sup.wait(timeout=60)
+
+    def test_a_release_during_the_waiters_start_is_not_lost(self):
+        # The release lands at a different point of the waiter's start each round: before its
+        # first look, between that look and its ticket, or after it has begun to wait.
+        self.machine([gpu(0)])
+        for round_ in range(12):
+            with self.subTest(round=round_):
+                sup, job = self.hold()
+                waiter = self.popen_wg("--wait", *self.POLL, "true")
+                time.sleep(0.004 * round_)  # moves the release along the start (not synchronisation)
+                os.kill(job, signal.SIGKILL)
+                self.assertEqual(waiter.wait(timeout=60), 0, waiter.stderr.read())
+                sup.wait(timeout=60)
+                self.assertEqual(self.tickets_on_disk(), [])
+
+
 class QueueStatusTest(QueueCase):
     def test_status_lists_waiters(self):
         self.machine([gpu(0), gpu(1)])

@@ -11,11 +11,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 namespace withgpu::nvml {
 namespace {
@@ -418,6 +421,34 @@ TEST_F(NvmlSim, SessionsAreIndependentAndMovable) {
     ASSERT_TRUE(snapshot) << snapshot.error().message;
     ASSERT_EQ(snapshot->gpus.size(), 1U);
     EXPECT_FALSE(snapshot->gpus[0].error.has_value());
+}
+
+TEST_F(NvmlSim, CallLogNamesEveryCallWhileItIsSet) {
+    // WITH_GPU_SIM_CALL_LOG (docs/simulator.md): one line per entry point called.
+    const std::filesystem::path log = m_dir.path() / "calls.log";
+    ASSERT_EQ(::setenv("WITH_GPU_SIM_CALL_LOG", log.c_str(), 1), 0);
+    const auto machine = snapshot_of(make_machine({make_gpu(0), make_gpu(1)}));
+    ASSERT_EQ(::unsetenv("WITH_GPU_SIM_CALL_LOG"), 0);
+    ASSERT_EQ(machine.gpus.size(), 2U);
+
+    std::ifstream in(log);
+    std::vector<std::string> calls;
+    for (std::string line; std::getline(in, line);) {
+        calls.push_back(line);
+    }
+    ASSERT_FALSE(calls.empty());
+    EXPECT_EQ(calls.front(), "nvmlInit_v2");
+    EXPECT_EQ(calls.back(), "nvmlShutdown");
+    for (const auto& call : calls) {
+        EXPECT_EQ(call.rfind("nvml", 0), 0U) << call;
+    }
+    const auto uuid_calls = std::count(calls.begin(), calls.end(), "nvmlDeviceGetUUID");
+    EXPECT_EQ(uuid_calls, 2); // once per GPU
+
+    // Unset: nothing more is written.
+    const auto size = std::filesystem::file_size(log);
+    snapshot_of(make_machine({make_gpu(0)}));
+    EXPECT_EQ(std::filesystem::file_size(log), size);
 }
 
 TEST_F(NvmlSim, InitErrorIsReportedWithTheDriversWords) {
