@@ -105,9 +105,13 @@ std::string find_on_path(const std::string& name, const core::ProcessEnvironment
     const std::string path = env.get("PATH").value_or("/usr/bin:/bin");
     for (std::size_t start = 0; start <= path.size();) {
         const auto colon = path.find(':', start);
-        const std::string dir = path.substr(start, colon - start);
-        if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) {
-            return dir + "/" + name;
+        std::string candidate = path.substr(start, colon - start);
+        if (!candidate.empty()) {
+            candidate += '/';
+            candidate += name;
+            if (::access(candidate.c_str(), X_OK) == 0) {
+                return candidate;
+            }
         }
         if (colon == std::string::npos) {
             break;
