@@ -99,6 +99,85 @@ gpu::ClaimHolder holder_record(const std::string& job_id, const std::string& use
     return holder;
 }
 
+// The program `name` as the shell would find it on PATH; `name` itself when no PATH directory
+// has it (posix_spawn then fails, and SLURM's answer is unknown).
+std::string find_on_path(const std::string& name, const core::ProcessEnvironment& env) {
+    const std::string path = env.get("PATH").value_or("/usr/bin:/bin");
+    for (std::size_t start = 0; start <= path.size();) {
+        const auto colon = path.find(':', start);
+        std::string candidate = path.substr(start, colon - start);
+        if (!candidate.empty()) {
+            candidate += '/';
+            candidate += name;
+            if (::access(candidate.c_str(), X_OK) == 0) {
+                return candidate;
+            }
+        }
+        if (colon == std::string::npos) {
+            break;
+        }
+        start = colon + 1;
+    }
+    return name;
+}
+
+// Starts `words` (the program's path first) with its standard output and error on `output`
+// and no signal blocked (the holder blocks SIGTERM; scontrol not); nullopt when it did not
+// start.
+template <std::size_t N>
+std::optional<pid_t> spawn_writing_to(std::array<std::string, N>& words, int output) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawnattr_init(&attributes);
+    ::posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO);
+    ::posix_spawn_file_actions_adddup2(&actions, output, STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::posix_spawnattr_setsigmask(&attributes, &none);
+    ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+    std::array<char*, N + 1> argv{};
+    for (std::size_t i = 0; i < N; ++i) {
+        argv[i] = words[i].data();
+    }
+    pid_t pid = 0;
+    const int spawned =
+        ::posix_spawn(&pid, words[0].c_str(), &actions, &attributes, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attributes);
+    if (spawned != 0) {
+        return std::nullopt;
+    }
+    return pid;
+}
+
+// Everything `fd` gives until its end, of which the first `limit` bytes or so are kept.
+std::string read_until_end(int fd, std::size_t limit) {
+    std::string output;
+    std::array<char, 4096> buffer{};
+    for (;;) {
+        const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        if (output.size() < limit) {
+            output.append(buffer.data(), static_cast<std::size_t>(n));
+        }
+    }
+    return output;
+}
+
+// Waits for `pid` to end: its exit status, or 128 when a signal ended it.
+int wait_exit_status(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 // `scontrol show job --oneliner ID`: is the job still there? Output is read up to 64 KiB.
 slurm::JobPresence ask_slurm(const std::string& job_id, const core::ProcessEnvironment& env) {
     std::array<int, 2> pipe_fds{};
@@ -107,63 +186,15 @@ slurm::JobPresence ask_slurm(const std::string& job_id, const core::ProcessEnvir
     }
     Fd read_end(pipe_fds[0]);
     Fd write_end(pipe_fds[1]);
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attributes;
-    ::posix_spawn_file_actions_init(&actions);
-    ::posix_spawnattr_init(&attributes);
-    ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-    ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::posix_spawnattr_setsigmask(&attributes, &none); // the holder blocks SIGTERM; scontrol not
-    ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-    const std::string path = env.get("PATH").value_or("/usr/bin:/bin");
-    std::string found = "scontrol";
-    for (std::size_t start = 0; start <= path.size();) {
-        const auto colon = path.find(':', start);
-        const std::string dir = path.substr(start, colon - start);
-        if (!dir.empty() && ::access((dir + "/scontrol").c_str(), X_OK) == 0) {
-            found = dir + "/scontrol";
-            break;
-        }
-        if (colon == std::string::npos) {
-            break;
-        }
-        start = colon + 1;
-    }
-    std::array<std::string, 5> words{found, "show", "job", "--oneliner", job_id};
-    std::array<char*, 6> argv{};
-    for (std::size_t i = 0; i < words.size(); ++i) {
-        argv[i] = words[i].data();
-    }
-    pid_t pid = 0;
-    const int spawned =
-        ::posix_spawn(&pid, found.c_str(), &actions, &attributes, argv.data(), environ);
-    ::posix_spawn_file_actions_destroy(&actions);
-    ::posix_spawnattr_destroy(&attributes);
+    std::array<std::string, 5> words{
+        find_on_path("scontrol", env), "show", "job", "--oneliner", job_id};
+    const auto pid = spawn_writing_to(words, write_end.get());
     write_end.reset();
-    if (spawned != 0) {
+    if (!pid) {
         return slurm::JobPresence::unknown;
     }
-    std::string output;
-    std::array<char, 4096> buffer{};
-    for (;;) {
-        const ssize_t n = ::read(read_end.get(), buffer.data(), buffer.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        if (output.size() < 65536) {
-            output.append(buffer.data(), static_cast<std::size_t>(n));
-        }
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    const int exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-    return slurm::job_presence(exit_status, output);
+    std::string output = read_until_end(read_end.get(), 65536);
+    return slurm::job_presence(wait_exit_status(*pid), output);
 }
 
 // The decision lock for the SLURM commands, which run unattended (slurmd's prolog and epilog):
@@ -173,6 +204,31 @@ Result<lock::DecisionLock> decision_lock(const lock::LockDir& dir, lock::Decisio
     const core::Cancellation never; // named: GCC 12 -O3 warns about the temporary's
     const core::Hooks hooks{silent, never};
     return core::take_decision_lock(dir, mode, true, std::nullopt, hooks);
+}
+
+// Claims, one GPU at a time under the decision lock the caller holds, each of `uuids` that no
+// one holds (appended to `held`, with `record` written when there is one); returns those
+// claimed by someone else.
+Result<std::vector<std::string>> claim_each_free(const lock::LockDir& dir,
+                                                 const std::vector<std::string>& uuids,
+                                                 std::vector<lock::Claim>& held,
+                                                 const gpu::ClaimHolder* record) {
+    std::vector<std::string> still_missing;
+    for (const auto& uuid : uuids) {
+        auto claim = lock::Claim::try_acquire(dir, {uuid});
+        if (!claim) {
+            return tl::unexpected(claim.error());
+        }
+        if (!*claim) {
+            still_missing.push_back(uuid);
+            continue;
+        }
+        if (record != nullptr) {
+            (void)(*claim)->record_holder(*record); // diagnostic only
+        }
+        held.push_back(std::move(**claim));
+    }
+    return still_missing;
 }
 
 // Claims, one GPU at a time, those of `uuids` that are not held yet (held ones move to
@@ -188,20 +244,11 @@ Result<void> claim_free(const lock::LockDir& dir,
     if (!decision) {
         return tl::unexpected(decision.error());
     }
-    std::vector<std::string> still_missing;
-    for (const auto& uuid : uuids) {
-        auto claim = lock::Claim::try_acquire(dir, {uuid});
-        if (!claim) {
-            return tl::unexpected(claim.error());
-        }
-        if (!*claim) {
-            still_missing.push_back(uuid);
-            continue;
-        }
-        (void)(*claim)->record_holder(holder); // diagnostic only
-        held.push_back(std::move(**claim));
+    auto still_missing = claim_each_free(dir, uuids, held, &holder);
+    if (!still_missing) {
+        return tl::unexpected(still_missing.error());
     }
-    uuids = std::move(still_missing);
+    uuids = std::move(*still_missing);
     return {};
 }
 
@@ -227,15 +274,24 @@ void close_other_descriptors(const std::vector<lock::Claim>& keep, int lock_dir_
     }
 }
 
+struct JobIdentity {
+    std::string job_id;
+    std::string user;
+};
+
+// What the claim holder keeps: the claims it holds, the job's GPUs it has still to claim,
+// whose they are, and how often it looks.
+struct Holding {
+    std::vector<lock::Claim> held;
+    std::vector<std::string> missing;
+    JobIdentity job;
+    std::chrono::milliseconds interval;
+};
+
 // The holder's life: hold the claims until SIGTERM (the epilog) or until SLURM says the job
 // is gone; meanwhile claim GPUs of the job that someone else held at the start.
-[[noreturn]] void hold(const lock::LockDir& dir,
-                       std::vector<lock::Claim> held,
-                       std::vector<std::string> missing,
-                       const std::string& job_id,
-                       const std::string& user,
-                       std::chrono::milliseconds interval,
-                       const core::ProcessEnvironment& env) {
+[[noreturn]] void
+hold(const lock::LockDir& dir, Holding holding, const core::ProcessEnvironment& env) {
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
@@ -243,25 +299,23 @@ void close_other_descriptors(const std::vector<lock::Claim>& keep, int lock_dir_
     sigaddset(&stop, SIGHUP);
     // Blocked and taken with sigtimedwait: the wait between looks is also the signal wait.
     ::sigprocmask(SIG_BLOCK, &stop, nullptr);
-    const auto seconds = interval.count() / 1000;
+    const auto seconds = holding.interval.count() / 1000;
     const timespec pause{static_cast<time_t>(seconds),
-                         static_cast<long>((interval.count() % 1000) * 1000000)};
+                         static_cast<long>((holding.interval.count() % 1000) * 1000000)};
     for (;;) {
         const int signal = ::sigtimedwait(&stop, nullptr, &pause);
         if (signal > 0) {
             std::_Exit(0); // the claims end with the process
         }
-        if (ask_slurm(job_id, env) == slurm::JobPresence::gone) {
+        if (ask_slurm(holding.job.job_id, env) == slurm::JobPresence::gone) {
             std::_Exit(0);
         }
-        (void)claim_free(dir, missing, held, holder_record(job_id, user));
+        (void)claim_free(dir,
+                         holding.missing,
+                         holding.held,
+                         holder_record(holding.job.job_id, holding.job.user));
     }
 }
-
-struct JobIdentity {
-    std::string job_id;
-    std::string user;
-};
 
 Result<JobIdentity> job_identity(const core::ProcessEnvironment& env, std::string_view flag) {
     JobIdentity job;
@@ -325,6 +379,116 @@ void end_holder(int pid) {
     ::kill(pid, SIGKILL);
 }
 
+// The GPUs slurmd gave the job, as minor numbers, and the variable's text they came from.
+struct JobGpus {
+    std::string text;
+    std::vector<unsigned> minor_numbers;
+};
+
+// slurmd gives the prolog SLURM_JOB_GPUS; CUDA_VISIBLE_DEVICES holds the same ids there.
+Result<JobGpus> job_gpus(const core::ProcessEnvironment& env) {
+    JobGpus gpus;
+    gpus.text = env.get("SLURM_JOB_GPUS").value_or(env.get("CUDA_VISIBLE_DEVICES").value_or(""));
+    auto ids = slurm::parse_gpu_ids(
+        gpus.text, env.get("SLURM_JOB_GPUS") ? "SLURM_JOB_GPUS" : "CUDA_VISIBLE_DEVICES");
+    if (!ids) {
+        return tl::unexpected(ids.error());
+    }
+    gpus.minor_numbers = std::move(*ids);
+    return gpus;
+}
+
+// The UUIDs of the job's GPUs that NVML shows, found by minor number; says on stderr when
+// some are not there. NVML is closed on return: the holder forks later, and a forked child
+// must not carry driver state.
+Result<std::vector<std::string>>
+job_uuids(const std::string& nvml_library, const std::string& job_id, const JobGpus& gpus) {
+    auto opened = core::open_machine(nvml_library);
+    if (!opened) {
+        return tl::unexpected(opened.error());
+    }
+    const auto& machine = opened->snapshot;
+    slurm::Allocation allocation;
+    allocation.minor_numbers = gpus.minor_numbers;
+    std::vector<std::string> uuids;
+    for (const unsigned index : slurm::allocated_indices(allocation, machine)) {
+        uuids.push_back(machine.find(index)->uuid);
+    }
+    if (uuids.size() != gpus.minor_numbers.size()) {
+        fmt::print(stderr,
+                   "with-gpu: --slurm-prolog: job {}: SLURM_JOB_GPUS={} names {} GPU(s), "
+                   "NVML shows {} of them by minor number; holding those\n",
+                   job_id,
+                   gpus.text,
+                   gpus.minor_numbers.size(),
+                   uuids.size());
+    }
+    return uuids;
+}
+
+// The forked claim holder, from the fork on: its own session (slurmd's signals to the prolog
+// do not reach it), no terminal, standard streams on /dev/null. It writes its record into
+// each claim, lets the decision lock go, tells the prolog it is ready, and holds.
+[[noreturn]] void become_holder(const lock::LockDir& dir,
+                                lock::DecisionLock& decision,
+                                Holding holding,
+                                Fd ready_write,
+                                const core::ProcessEnvironment& env) {
+    ::setsid();
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+        ::dup2(null, STDERR_FILENO);
+    }
+    const auto record = holder_record(holding.job.job_id, holding.job.user);
+    for (auto& claim : holding.held) {
+        (void)claim.record_holder(record);
+    }
+    decision.release();
+    const char byte = 1;
+    (void)!::write(ready_write.get(), &byte, 1);
+    ready_write.reset();
+    close_other_descriptors(holding.held, dir.fd());
+    hold(dir, std::move(holding), env);
+}
+
+// Forks the claim holder and returns once it says it is ready (its record written, the
+// decision lock released): the prolog then ends, and slurmd starts the job.
+Result<int> start_holder(const lock::LockDir& dir,
+                         lock::DecisionLock& decision,
+                         Holding holding,
+                         const core::ProcessEnvironment& env) {
+    const std::string job_id = holding.job.job_id; // `holding` moves to the child
+    std::array<int, 2> ready_pipe{};
+    if (::pipe2(ready_pipe.data(), O_CLOEXEC) != 0) {
+        return fail(ErrorKind::failed, fmt::format("pipe failed: {}", errno_text(errno)));
+    }
+    Fd ready_read(ready_pipe[0]);
+    Fd ready_write(ready_pipe[1]);
+    const pid_t child = ::fork();
+    if (child < 0) {
+        return fail(ErrorKind::failed, fmt::format("fork failed: {}", errno_text(errno)));
+    }
+    if (child == 0) {
+        ready_read.reset();
+        become_holder(dir, decision, std::move(holding), std::move(ready_write), env);
+    }
+    ready_write.reset();
+    char byte = 0;
+    ssize_t n = 0;
+    do {
+        n = ::read(ready_read.get(), &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        return fail(ErrorKind::failed,
+                    fmt::format("the claim holder for job {} (pid {}) ended before it was ready",
+                                job_id,
+                                child));
+    }
+    return exit_ok;
+}
+
 } // namespace
 
 Result<int> slurm_gres_conf_command(const cli::Options& options) {
@@ -346,123 +510,40 @@ Result<int> slurm_prolog_command(const cli::Options& options, const core::Proces
     if (!job) {
         return tl::unexpected(job.error());
     }
-    // slurmd gives the prolog SLURM_JOB_GPUS; CUDA_VISIBLE_DEVICES holds the same ids there.
-    const auto ids_text =
-        env.get("SLURM_JOB_GPUS").value_or(env.get("CUDA_VISIBLE_DEVICES").value_or(""));
-    auto ids = slurm::parse_gpu_ids(
-        ids_text, env.get("SLURM_JOB_GPUS") ? "SLURM_JOB_GPUS" : "CUDA_VISIBLE_DEVICES");
-    if (!ids) {
-        return tl::unexpected(ids.error());
+    auto gpus = job_gpus(env);
+    if (!gpus) {
+        return tl::unexpected(gpus.error());
     }
-    if (ids->empty()) {
+    if (gpus->minor_numbers.empty()) {
         return exit_ok; // a job without GPUs: nothing to hold
     }
-    std::vector<std::string> uuids;
-    {
-        // NVML is closed before the holder forks: a forked child must not carry driver state.
-        auto opened = core::open_machine(options.launch.nvml_library);
-        if (!opened) {
-            return tl::unexpected(opened.error());
-        }
-        auto* machine = &opened->snapshot;
-        slurm::Allocation allocation;
-        allocation.minor_numbers = *ids;
-        for (const unsigned index : slurm::allocated_indices(allocation, *machine)) {
-            uuids.push_back(machine->find(index)->uuid);
-        }
-        if (uuids.size() != ids->size()) {
-            fmt::print(stderr,
-                       "with-gpu: --slurm-prolog: job {}: SLURM_JOB_GPUS={} names {} GPU(s), "
-                       "NVML shows {} of them by minor number; holding those\n",
-                       job->job_id,
-                       ids_text,
-                       ids->size(),
-                       uuids.size());
-        }
+    auto uuids = job_uuids(options.launch.nvml_library, job->job_id, *gpus);
+    if (!uuids) {
+        return tl::unexpected(uuids.error());
     }
     auto dir = lock::LockDir::open(options.launch.lock_dir, true);
     if (!dir) {
         return tl::unexpected(dir.error());
     }
-    std::vector<lock::Claim> held;
-    std::vector<std::string> missing = uuids;
+    Holding holding{{}, {}, *job, options.launch.poll};
     // The decision lock is held from the first claim until the holder has written its record.
     auto decision = decision_lock(*dir, lock::DecisionLock::Mode::exclusive);
     if (!decision) {
         return tl::unexpected(decision.error());
     }
-    std::vector<std::string> still_missing;
-    for (const auto& uuid : missing) {
-        auto claim = lock::Claim::try_acquire(*dir, {uuid});
-        if (!claim) {
-            return tl::unexpected(claim.error());
-        }
-        if (*claim) {
-            held.push_back(std::move(**claim));
-        } else {
-            still_missing.push_back(uuid);
-        }
+    auto missing = claim_each_free(*dir, *uuids, holding.held, nullptr);
+    if (!missing) {
+        return tl::unexpected(missing.error());
     }
-    missing = std::move(still_missing);
-    for (const auto& uuid : missing) {
+    holding.missing = std::move(*missing);
+    for (const auto& uuid : holding.missing) {
         fmt::print(stderr,
                    "with-gpu: --slurm-prolog: job {}: {} is claimed by a with-gpu user; the "
                    "holder takes it when it is released (see docs/slurm.md)\n",
                    job->job_id,
                    uuid);
     }
-
-    std::array<int, 2> ready_pipe{};
-    if (::pipe2(ready_pipe.data(), O_CLOEXEC) != 0) {
-        return fail(ErrorKind::failed, fmt::format("pipe failed: {}", errno_text(errno)));
-    }
-    Fd ready_read(ready_pipe[0]);
-    Fd ready_write(ready_pipe[1]);
-    const pid_t child = ::fork();
-    if (child < 0) {
-        return fail(ErrorKind::failed, fmt::format("fork failed: {}", errno_text(errno)));
-    }
-    if (child == 0) {
-        // The holder: its own session (slurmd's signals to the prolog do not reach it), no
-        // terminal, standard streams on /dev/null.
-        ::setsid();
-        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            ::dup2(null, STDIN_FILENO);
-            ::dup2(null, STDOUT_FILENO);
-            ::dup2(null, STDERR_FILENO);
-        }
-        const auto record = holder_record(job->job_id, job->user);
-        for (auto& claim : held) {
-            (void)claim.record_holder(record);
-        }
-        decision->release();
-        const char byte = 1;
-        (void)!::write(ready_write.get(), &byte, 1);
-        ready_write.reset();
-        ready_read.reset();
-        close_other_descriptors(held, dir->fd());
-        hold(*dir,
-             std::move(held),
-             std::move(missing),
-             job->job_id,
-             job->user,
-             options.launch.poll,
-             env);
-    }
-    ready_write.reset();
-    char byte = 0;
-    ssize_t n = 0;
-    do {
-        n = ::read(ready_read.get(), &byte, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        return fail(ErrorKind::failed,
-                    fmt::format("the claim holder for job {} (pid {}) ended before it was ready",
-                                job->job_id,
-                                child));
-    }
-    return exit_ok;
+    return start_holder(*dir, *decision, std::move(holding), env);
 }
 
 Result<int> slurm_epilog_command(const cli::Options& options, const core::ProcessEnvironment& env) {

@@ -9,10 +9,12 @@
 
 extern "C" {
 
+// NOLINTBEGIN(modernize-use-using): spelled as NVIDIA's C header spells it
 typedef int CUresult; // an int-sized enum in cuda.h
 typedef int CUdevice; // a device ordinal
 typedef struct CUctx_st* CUcontext;
 typedef unsigned long long CUdeviceptr; // CUdeviceptr_v2 on 64-bit hosts
+// NOLINTEND(modernize-use-using)
 
 enum : int {
     CUDA_SUCCESS = 0,

@@ -78,6 +78,7 @@ Value::Value(long long value) : m_text(std::to_string(value)) {}
 Value::Value(double value) : m_text(fmt::format("{}", value)) {}
 Value::Value(const char* text) : m_text(text == nullptr ? "" : text) {}
 Value::Value(std::string text) : m_text(std::move(text)) {}
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the public header's signature (ABI)
 Value::Value(std::vector<std::string> items) : m_text(withgpu::text::join(items, ",")) {}
 Value::Value(std::initializer_list<std::string> items) : Value(std::vector<std::string>(items)) {}
 Value::Value(const std::vector<unsigned>& indices) {
@@ -95,6 +96,7 @@ Request::Request(std::initializer_list<std::pair<std::string, Value>> settings) 
     }
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the public header's signature (ABI)
 Request& Request::set(std::string name, Value value) {
     auto same = std::find_if(
         m_settings.begin(), m_settings.end(), [&](const auto& s) { return s.first == name; });

@@ -22,7 +22,7 @@ namespace {
 constexpr std::string_view ticket_prefix = "queue-";
 constexpr std::string_view ticket_suffix = ".ticket";
 constexpr std::size_t ticket_digits = 20; // every uint64_t fits
-constexpr std::size_t max_ticket_bytes = 64 * 1024;
+constexpr std::size_t max_ticket_bytes = std::size_t{64} * 1024;
 
 Error io_error(const LockDir& dir, const std::string& name, const char* call, int err) {
     return Error{ErrorKind::failed,

@@ -9,6 +9,7 @@
 
 extern "C" {
 
+// NOLINTBEGIN(modernize-use-using): spelled as NVIDIA's C header spells it
 typedef int nvmlReturn_t; // an int-sized enum in nvml.h
 typedef struct nvmlDevice_st* nvmlDevice_t;
 typedef int nvmlTemperatureSensors_t; // NVML_TEMPERATURE_GPU = 0
@@ -102,6 +103,7 @@ typedef struct nvmlProcessInfo_v3_wide_st {
     unsigned int computeInstanceId;
     unsigned long long usedGpuCcProtectedMemory;
 } nvmlProcessInfo_v3_wide_t;
+// NOLINTEND(modernize-use-using)
 
 // NVML_STRUCT_VERSION(Memory, 2) as nvml.h computes it.
 inline constexpr unsigned int nvmlMemory_v2 =

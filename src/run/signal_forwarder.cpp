@@ -12,7 +12,7 @@ namespace {
 // The pid of the running command (0: none): global, because a signal handler cannot reach an
 // object (ARCHITECTURE.md lists every global). Written only with the forwarded signals
 // blocked; read by the handler.
-std::atomic<pid_t> g_child{0};
+std::atomic<pid_t> g_child{0}; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 static_assert(std::atomic<pid_t>::is_always_lock_free,
               "the signal handler may only use a lock-free atomic");
 
