@@ -6,7 +6,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libfmt-dev libexpected-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
-  python3 clang-format
+  python3 clang-format clang-tidy
   pybind11-dev python3-pybind11 python3-dev python3-pytest python3-hypothesis python3-venv
   python3-pip  # the Python package
   python3-filelock  # bench/python_acquire.py: the seed's way, for comparison
