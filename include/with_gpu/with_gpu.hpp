@@ -81,10 +81,10 @@ class WITH_GPU_API Value {
     std::string m_text;
 };
 
-// What to claim. Settings are named as in configuration files (with-gpu --show-config lists
-// them; settings() describes each): count, min_gpus, max_gpus, gpus (--gpu), exclude,
-// gpu_type, strict, min_memory, max_util, max_temp, max_power, require_idle, wait, timeout,
-// poll, lock_dir, nvml_library. An unknown name is a usage Error when the request is used.
+// What to claim. Settings are named as in configuration files, but --gpu is "gpus"
+// (with-gpu --show-config lists them; settings() describes each, with an example), e.g.
+// count, gpus, exclude, min_memory, max_util, wait, timeout. An unknown name is a usage Error
+// when the request is used.
 class WITH_GPU_API Request {
   public:
     Request() = default;
