@@ -13,7 +13,7 @@
  * claims, no /proc. Exit 75 if the GPU's lock is held, 125 on any other failure.
  * The few NVML declarations below are our own, written from the ABI that src/nvml/abi.hpp
  * describes (the same layouts and entry points). */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier): glibc's feature macro */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
+extern char** environ; /* NOLINT(cppcoreguidelines-avoid-non-const-global-variables): POSIX */
 
 typedef int nvml_return;
 typedef struct nvml_device* nvml_device;

@@ -9,6 +9,7 @@
 // `with-gpu --status` is timed too.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
@@ -58,7 +59,8 @@ double run_once(const std::vector<std::string>& argv, const std::vector<std::str
 
 double percentile(std::vector<double> values, double p) {
     std::sort(values.begin(), values.end());
-    const auto index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+    const auto index =
+        static_cast<std::size_t>(std::lround(p * static_cast<double>(values.size() - 1)));
     return values[index];
 }
 
@@ -97,10 +99,13 @@ int main(int argc, char** argv) {
     std::vector<double> bare_ms;
     std::vector<double> wrapped_ms;
     std::vector<double> status_ms;
+    bare_ms.reserve(static_cast<std::size_t>(runs));
+    wrapped_ms.reserve(static_cast<std::size_t>(runs));
     for (int i = 0; i < runs; ++i) {
         bare_ms.push_back(run_once(bare, env));
         wrapped_ms.push_back(run_once(wrapped, env));
     }
+    status_ms.reserve(static_cast<std::size_t>(runs / 4) + 1);
     for (int i = 0; i < runs / 4 + 1; ++i) {
         status_ms.push_back(run_once(status, env));
     }

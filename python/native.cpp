@@ -155,6 +155,7 @@ PYBIND11_MODULE(_native, m) {
     m.doc() = "with-gpu's C++ library; use the with_gpu package instead of this module.";
     m.attr("version") = std::string(with_gpu::version());
 
+    // NOLINTNEXTLINE(performance-unnecessary-value-param): pybind11's translator signature
     py::register_exception_translator([](std::exception_ptr thrown) {
         try {
             if (thrown) {

@@ -38,6 +38,8 @@ constexpr unsigned long long granularity = 2 * mib;     // what allocations are 
 constexpr unsigned long long max_request = 1ULL << 50U; // 1 PiB: beyond any simulated GPU
 
 // The calling thread's current context, as in the real driver.
+// CUDA's current context is per thread by the API's definition.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables)
 thread_local CUctx_st* t_current = nullptr;
 
 // The GPUs CUDA enumerates, as device ordinals: those not lost, in file order, filtered and

@@ -166,7 +166,13 @@ void check_keys(const json& object,
             list += list.empty() ? "" : ", ";
             list += name;
         }
-        throw SchemaError(what + ": unknown key \"" + item.key() + "\" (known keys: " + list + ")");
+        std::string message = what;
+        message += ": unknown key \"";
+        message += item.key();
+        message += "\" (known keys: ";
+        message += list;
+        message += ")";
+        throw SchemaError(message);
     }
 }
 

@@ -77,7 +77,8 @@ struct PciAddress {
     unsigned int domain = 0;
     unsigned int bus = 0;
     unsigned int device = 0;
-    auto operator<=>(const PciAddress&) const = default;
+    auto operator<=>(const PciAddress&) const = default; // NOLINT(modernize-use-nullptr): a
+                                                         // clang-tidy 14 false positive
 };
 
 [[nodiscard]] inline PciAddress address_of(const SimGpu& gpu) noexcept {

@@ -36,8 +36,11 @@ using withgpu::fuzz::Target;
 
 // What the crash handler writes out: the input being run. Set before each run; the handler
 // only reads it (async-signal-safe calls only).
+// NOLINTBEGIN(cppcoreguidelines-avoid-non-const-global-variables): a signal handler reaches
+// nothing else.
 const std::string* g_current = nullptr;
 char g_crash_path[4096] = {};
+// NOLINTEND(cppcoreguidelines-avoid-non-const-global-variables)
 
 extern "C" void on_crash(int sig) {
     if (g_current != nullptr && g_crash_path[0] != '\0') {
@@ -92,6 +95,7 @@ std::vector<std::string> read_corpus(const std::filesystem::path& dir) {
     }
     std::sort(paths.begin(), paths.end()); // the same order everywhere: reproducible runs
     std::vector<std::string> corpus;
+    corpus.reserve(paths.size());
     for (const auto& path : paths) {
         corpus.push_back(read_file(path));
     }
@@ -288,9 +292,12 @@ int main(int argc, char** argv) {
         double number = 0;
         if (args[i] == "--corpus") {
             options.corpus = value;
-        } else if (!parse_number(value, number)) {
+            continue;
+        }
+        if (!parse_number(value, number)) {
             return usage();
-        } else if (args[i] == "--seed") {
+        }
+        if (args[i] == "--seed") {
             options.seed = static_cast<std::uint64_t>(number);
         } else if (args[i] == "--iterations") {
             options.iterations = static_cast<std::uint64_t>(number);

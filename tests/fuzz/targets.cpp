@@ -80,7 +80,7 @@ class Bytes {
     std::string_view m_data;
 };
 
-std::string_view g_target; // for messages
+std::string_view g_target; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): messages
 
 void check(bool condition, std::string_view what) {
     if (!condition) {
@@ -301,7 +301,8 @@ void run_report(std::string_view data) {
             holder.supervisor_pid = in.maybe(static_cast<int>(in.u64()));
             holder.user = in.maybe_text();
             holder.command = in.maybe_text();
-            holder.since_unix = in.maybe(in.flag() ? in.i64() : now_unix - in.byte() * 1000);
+            holder.since_unix =
+                in.maybe(in.flag() ? in.i64() : now_unix - std::int64_t{in.byte()} * 1000);
             claims[g.uuid] = holder;
         }
         machine.gpus.push_back(std::move(g));

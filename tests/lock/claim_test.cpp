@@ -565,6 +565,7 @@ TEST_F(ClaimTest, ConcurrentClaimersNeverOverlap) {
     const auto log_path = fs::path(path()).parent_path() / "events.log";
     wt::Pipe start;
     std::vector<pid_t> children;
+    children.reserve(static_cast<std::size_t>(processes));
     for (int p = 0; p < processes; ++p) {
         children.push_back(wt::fork_process([&, p] {
             start.write.reset();

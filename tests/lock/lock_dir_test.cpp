@@ -239,6 +239,7 @@ TEST(LockDir, ConcurrentCreatorsAllSucceed) {
     TempDir tmp;
     const auto path = tmp.path() / "locks";
     std::vector<pid_t> children;
+    children.reserve(8);
     testing::Pipe start;
     for (int i = 0; i < 8; ++i) {
         children.push_back(testing::fork_process([&] {

@@ -16,7 +16,7 @@
 #include <thread>
 #include <unistd.h>
 
-extern char** environ;
+extern char** environ; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): POSIX
 
 namespace withgpu::procfs {
 namespace {

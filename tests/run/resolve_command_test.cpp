@@ -80,7 +80,10 @@ TEST_F(ResolveCommandTest, EmptyPathEntriesMeanTheCurrentDirectory) {
     const CurrentDirectory cwd(dir("cwd"));
     const std::string other = dir("other").string();
     for (const std::string& path :
-         {std::string(), ":" + other, other + ":", other + "::" + other}) {
+         {std::string(),
+          ":" + other,
+          other + ":",
+          other + "::" + other}) { // NOLINT(performance-inefficient-string-concatenation)
         const auto resolved = resolve_command({"tool"}, path);
         ASSERT_TRUE(resolved) << "PATH='" << path << "': " << resolved.error().message;
         EXPECT_EQ(resolved->path, "./tool") << "PATH='" << path << "'";

@@ -7,19 +7,20 @@
 namespace withgpu::cli {
 namespace {
 
-Result<ParseResult> parse_args(std::vector<std::string> args,
-                               std::map<std::string, std::string> env = {}) {
+Result<ParseResult> parse_args(const std::vector<std::string>& args,
+                               const std::map<std::string, std::string>& env = {}) {
     return parse(args, env);
 }
 
-Options options_of(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-    auto result = parse_args(std::move(args), std::move(env));
+Options options_of(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env = {}) {
+    auto result = parse_args(args, env);
     EXPECT_TRUE(result.has_value()) << (result ? "" : result.error().message);
     return std::get<Options>(*result);
 }
 
-Error error_of(std::vector<std::string> args) {
-    auto result = parse_args(std::move(args));
+Error error_of(const std::vector<std::string>& args) {
+    auto result = parse_args(args);
     EXPECT_FALSE(result.has_value());
     return result ? Error{} : result.error();
 }

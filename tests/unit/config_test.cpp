@@ -1065,6 +1065,7 @@ TEST(ConfigShowTest, OneLinePerKeyWithOrigins) {
     for (const char* line :
          {"count = 2 # -n/--count",
           "min_gpus = (unset)",
+          // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one line, split for width
           "exclude = 0,name:T4 # profile llm (/home/a/.config/with-gpu/config.toml:5:1) + banned "
           "(/etc/with-gpu/config.toml:3:1)",
           "min_memory = 20G # profile llm (/home/a/.config/with-gpu/config.toml:4:1)",

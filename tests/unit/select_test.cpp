@@ -15,7 +15,6 @@ namespace withgpu::selection {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using withgpu::testing::gib;
 using withgpu::testing::make_gpu;
 using withgpu::testing::make_machine;
@@ -570,7 +569,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "claimed (make test)"},
         ClaimCase{{std::nullopt, std::nullopt, std::nullopt, std::nullopt, now - 45},
                   "claimed for 45s"},
-        ClaimCase{{std::nullopt, std::nullopt, "carol", std::nullopt, now - 3 * 86400 - 4 * 3600},
+        ClaimCase{{std::nullopt,
+                   std::nullopt,
+                   "carol",
+                   std::nullopt,
+                   now - std::int64_t{3} * 86400 - std::int64_t{4} * 3600},
                   "claimed by carol for 3d04h"},
         // A clock that went backwards does not produce a negative duration.
         ClaimCase{{std::nullopt, std::nullopt, "dave", std::nullopt, now + 100},

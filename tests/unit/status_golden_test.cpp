@@ -158,8 +158,12 @@ Board long_texts() {
     }
     b.machine.gpus[0].processes =
         std::vector<gpu::Process>{process(71001, 12.5, "a-very-long-user-name-indeed", command)};
-    b.claims[uuid_for(0)] = gpu::ClaimHolder{
-        71001, 71000, "a-very-long-user-name-indeed", command, now - 3 * 86400 - 4 * 3600};
+    b.claims[uuid_for(0)] =
+        gpu::ClaimHolder{71001,
+                         71000,
+                         "a-very-long-user-name-indeed",
+                         command,
+                         now - std::int64_t{3} * 86400 - std::int64_t{4} * 3600};
     b.queue.push_back(ticket(72001, "someone-with-a-long-name", 1, 1, minutes_ago(1), command));
     return b;
 }

@@ -11,15 +11,17 @@ namespace {
 const std::string fffd = "\xEF\xBF\xBD";
 
 TEST(ValidUtf8, ValidTextIsUnchanged) {
-    for (const std::string& text : std::initializer_list<std::string>{"",
-                                                                      "python train.py",
-                                                                      "caf\xC3\xA9",
-                                                                      "71\xC2\xB0"
-                                                                      "C",
-                                                                      "\xE2\x96\x88\xE2\x96\x91",
-                                                                      "\xF0\x9F\x9A\x80 rocket",
-                                                                      "\xF4\x8F\xBF\xBF",
-                                                                      std::string("a\0b", 3)}) {
+    for (const std::string& text : std::initializer_list<std::string>{
+             "",
+             "python train.py",
+             "caf\xC3\xA9",
+             // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): split after \xB0
+             "71\xC2\xB0"
+             "C",
+             "\xE2\x96\x88\xE2\x96\x91",
+             "\xF0\x9F\x9A\x80 rocket",
+             "\xF4\x8F\xBF\xBF",
+             std::string("a\0b", 3)}) {
         EXPECT_EQ(valid_utf8(text), text);
     }
 }

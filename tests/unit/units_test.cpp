@@ -316,7 +316,7 @@ INSTANTIATE_TEST_SUITE_P(Values,
                                            FormatDurationCase{86399, "23h59m"},
                                            FormatDurationCase{86400, "1d00h"},
                                            FormatDurationCase{3 * 86400 + 4 * 3600 + 59, "3d04h"},
-                                           FormatDurationCase{400 * 86400, "400d00h"},
+                                           FormatDurationCase{std::int64_t{400} * 86400, "400d00h"},
                                            FormatDurationCase{-5, "0s"}));
 
 } // namespace
