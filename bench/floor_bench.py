@@ -5,7 +5,7 @@
 
 BUILD_DIR holds bin/with-gpu, bin/floor and sim-driver/ (the benchmark build). RUNS (default
 30) is the number of timed runs of each command; every figure is a median. WHAT is any of
-launch modes gpus lockdir memory head calls (default: all of them). RUNS under 10 is a smoke
+launch modes gpus lockdir memory head calls handoff makespan waiters (default: all of them). RUNS under 10 is a smoke
 run (CTest's bench.floor_smoke): the head's measuring windows shrink from 5 s to 0.5 s.
 The claims of other users need root (chown); without it that figure is skipped.
 With WITH_GPU_OTHER_BIN naming a second with-gpu (e.g. one built another way), `launch`,
@@ -30,7 +30,8 @@ import time
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-bench")
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
-WHAT = sys.argv[3:] or ["launch", "modes", "gpus", "lockdir", "memory", "head", "calls"]
+WHAT = sys.argv[3:] or ["launch", "modes", "gpus", "lockdir", "memory", "head", "calls",
+                        "handoff", "makespan", "waiters"]
 BIN = os.path.join(BUILD, "bin", "with-gpu")
 FLOOR = os.path.join(BUILD, "bin", "floor")
 SIM = os.path.join(BUILD, "sim-driver")
@@ -440,6 +441,177 @@ def bench_head():
           f"{'met' if many <= 1.1 * few else 'NOT met'} ({many / few:.1f}x with 1000 behind vs 10)")
 
 
+JOB = os.path.join(BUILD, "bin", "job_recorder")
+
+
+def records_of(log):
+    """job_recorder's lines: (start_ns, end_ns), by start."""
+    with open(log) as f:
+        return sorted((int(r[1]), int(r[2])) for r in (line.split() for line in f))
+
+
+def gaps_ms(records):
+    """Each job's start minus the previous job's end, in ms."""
+    return [(records[i + 1][0] - records[i][1]) / 1e6 for i in range(len(records) - 1)]
+
+
+def wait_for_tickets(locks, n, timeout=600):
+    deadline = time.monotonic() + timeout
+    while len([f for f in os.listdir(locks) if f.startswith("queue-")]) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the queue never reached {n} waiters")
+        time.sleep(0.02)
+
+
+def handoff_with_gpu(jobs, hold_ms, tag):
+    """`jobs` waiters queued for one held GPU; the holder ends; the hand-offs between them."""
+    machine = machine_file(1, f"handoff-{tag}.json")
+    locks = lock_dir(f"handoff-{tag}")
+    env = env_for(machine, locks)
+    log = os.path.join(WORK, f"handoff-{tag}.log")
+    holder = subprocess.Popen([BIN, "sh", "-c", "echo $$; exec sleep 300"], env=env,
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    job = int(holder.stdout.readline())
+    waiters = []
+    for i in range(jobs):
+        waiters.append(subprocess.Popen([BIN, "--wait", "-q", JOB, log, str(hold_ms), f"w{i}"],
+                                        env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL))
+        wait_for_tickets(locks, i + 1)  # arrival order = launch order
+    os.kill(job, signal.SIGKILL)
+    for w in waiters:
+        w.wait()
+    holder.wait()
+    return gaps_ms(records_of(log))
+
+
+def handoff_loop(jobs, hold_ms, tag, launcher):
+    """A shell loop running the jobs back to back, each through `launcher` (a list)."""
+    machine = machine_file(1, f"loop-{tag}.json")
+    env = env_for(machine, lock_dir(f"loop-{tag}"))
+    log = os.path.join(WORK, f"loop-{tag}.log")
+    words = " ".join(launcher + [JOB, log, str(hold_ms)])
+    subprocess.run(["sh", "-c", f'i=0; while [ $i -lt {jobs} ]; do {words} s$i; i=$((i+1)); done'],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    return gaps_ms(records_of(log))
+
+
+def bench_handoff():
+    """Hand-off: one job's end to the next job's start on the same GPU. with-gpu: the next job
+    waits in the queue. The floor: a shell loop that starts the next job through the floor
+    launcher at once (the least a launcher that takes the GPU must do); also a shell loop that
+    starts the job bare (no launcher at all), for scale. Rounds alternated."""
+    jobs, hold_ms = (31, 20) if RUNS >= 10 else (4, 20)
+    ours, floor, bare = [], [], []
+    for r in range(3 if RUNS >= 10 else 1):
+        ours += handoff_with_gpu(jobs, hold_ms, f"w{r}")
+        floor += handoff_loop(jobs, hold_ms, f"f{r}", [FLOOR])
+        bare += handoff_loop(jobs, hold_ms, f"b{r}", [])
+    print(f"hand-off on one simulated GPU, jobs of {hold_ms} ms, {len(ours)} hand-offs each, "
+          f"rounds alternated (with-gpu, floor loop, bare loop):")
+    for label, gaps in (("with-gpu --wait queue", ours), ("shell loop of floor JOB", floor),
+                        ("shell loop of JOB (no launcher)", bare)):
+        print(f"  {label:34} median {statistics.median(gaps):7.2f} ms   (min {min(gaps):6.2f}, "
+              f"max {max(gaps):6.2f})")
+    ratio = statistics.median(ours) / statistics.median(floor)
+    print(f"  GOAL hand-off <= 1.08x the floor's: {'met' if ratio <= 1.08 else 'NOT met'} "
+          f"({ratio:.2f}x)")
+
+
+def makespan_with_gpu(jobs, gpus, hold_ms, tag):
+    machine = machine_file(gpus, f"makespan-{tag}.json")
+    env = env_for(machine, lock_dir(f"makespan-{tag}"))
+    log = os.path.join(WORK, f"makespan-{tag}.log")
+    start = time.monotonic_ns()
+    procs = [subprocess.Popen([BIN, "--wait", "-q", JOB, log, str(hold_ms), f"j{i}"], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+             for i in range(jobs)]
+    for p in procs:
+        p.wait()
+    records = records_of(log)
+    if len(records) != jobs:
+        raise SystemExit(f"makespan: {len(records)} of {jobs} jobs ran")
+    return (max(e for _, e in records) - start) / 1e9
+
+
+def makespan_loops(jobs, gpus, hold_ms, tag):
+    """The floor: one shell loop per GPU, each running its share of the jobs back to back."""
+    env = env_for(machine_file(gpus, f"loops-{tag}.json"), lock_dir(f"loops-{tag}"))
+    log = os.path.join(WORK, f"loops-{tag}.log")
+    start = time.monotonic_ns()
+    loops = [subprocess.Popen(["sh", "-c", f'i=0; while [ $i -lt {jobs // gpus} ]; do '
+                               f'CUDA_VISIBLE_DEVICES={g} {JOB} {log} {hold_ms} l{g}.$i; i=$((i+1)); done'],
+                              env=env, stdin=subprocess.DEVNULL) for g in range(gpus)]
+    for p in loops:
+        p.wait()
+    return (max(e for _, e in records_of(log)) - start) / 1e9
+
+
+def bench_makespan():
+    jobs, gpus, hold_ms = (32, 4, 300) if RUNS >= 10 else (8, 4, 50)
+    ours, floor = [], []
+    for r in range(5 if RUNS >= 10 else 1):
+        ours.append(makespan_with_gpu(jobs, gpus, hold_ms, f"w{r}"))
+        floor.append(makespan_loops(jobs, gpus, hold_ms, f"f{r}"))
+    ideal = jobs * hold_ms / 1000 / gpus
+    print(f"makespan: {jobs} jobs x {hold_ms} ms launched at once on {gpus} simulated GPUs "
+          f"(ideal {ideal:.2f} s), {len(ours)} rounds alternated:")
+    print(f"  with-gpu --wait, all launched at once  median {statistics.median(ours):.3f} s  "
+          f"({', '.join(f'{x:.3f}' for x in ours)})")
+    print(f"  {gpus} shell loops, jobs back to back     median {statistics.median(floor):.3f} s  "
+          f"({', '.join(f'{x:.3f}' for x in floor)})")
+    ratio = statistics.median(floor) / statistics.median(ours)
+    print(f"  GOAL with-gpu >= 0.97 of the floor: {'met' if ratio >= 0.97 else 'NOT met'} "
+          f"({ratio:.3f})")
+
+
+def bench_waiters():
+    """Many real waiters queued on one held GPU: the CPU of all of them over a window."""
+    count, window = (1000, 10.0) if RUNS >= 10 else (20, 0.5)
+    machine = machine_file(1, "waiters.json")
+    locks = lock_dir("waiters")
+    env = env_for(machine, locks)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    holder = subprocess.Popen([BIN, "sh", "-c", "echo $$; exec sleep 3000"], env=env,
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    job = int(holder.stdout.readline())
+    waiters = []
+    try:
+        started = time.monotonic()
+        for _ in range(count):
+            waiters.append(subprocess.Popen([BIN, "--wait", "-q", "true"], env=env,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        wait_for_tickets(locks, count)
+        queued = time.monotonic() - started
+        time.sleep(1.0)  # past the last arrivals' looks (a figure, not synchronisation)
+        before = {w.pid: cpu_ns(w.pid) for w in waiters}
+        t0 = time.monotonic()
+        time.sleep(window)
+        used = sum(cpu_ns(w.pid) - before[w.pid] for w in waiters)
+        elapsed = time.monotonic() - t0
+        alive = sum(w.poll() is None for w in waiters)
+        pss, sampled = 0, waiters[:50]
+        for w in sampled:
+            with open(f"/proc/{w.pid}/smaps_rollup") as f:
+                pss += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    finally:
+        for w in waiters:
+            w.kill()
+        for w in waiters:
+            w.wait()
+        os.kill(job, signal.SIGKILL)
+        holder.wait()
+    share = 100 * used / 1e9 / elapsed
+    print(f"{count} waiters queued on one held GPU (all queued in {queued:.1f} s), "
+          f"{elapsed:.1f} s window, /proc/PID/schedstat:")
+    print(f"  CPU of all of them: {used / 1e6:.1f} ms = {share:.3f}% of a core "
+          f"({alive} still waiting at the end)")
+    print(f"  proportional resident memory (Pss) per waiter, mean of {len(sampled)}: "
+          f"{pss / len(sampled) / 1024:.2f} MiB")
+    print(f"  GOAL < 0.5% of a core: {'met' if share < 0.5 else 'NOT met'} ({share:.3f}%)")
+
+
 def calls_of(argv, env):
     log = os.path.join(WORK, f"calls-{time.monotonic_ns()}.log")
     r = subprocess.run(argv, env=dict(env, WITH_GPU_SIM_CALL_LOG=log), capture_output=True, text=True)
@@ -471,7 +643,8 @@ try:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start")
     for what in WHAT:
         {"launch": bench_launch, "modes": bench_modes, "gpus": bench_gpus, "lockdir": bench_lockdir,
-         "memory": bench_memory, "head": bench_head, "calls": bench_calls}[what]()
+         "memory": bench_memory, "head": bench_head, "calls": bench_calls,
+         "handoff": bench_handoff, "makespan": bench_makespan, "waiters": bench_waiters}[what]()
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 finally:
     shutil.rmtree(WORK, ignore_errors=True)

@@ -124,7 +124,7 @@ struct JobGuard::State {
                             driver.error().message));
             return holds;
         }
-        const auto machine = nvml.snapshot();
+        const auto machine = nvml.snapshot(gpu::Figures::none()); // processes are enough
         for (auto& held : holds) {
             if (machine && jobs_process_on(*machine, held.gpu.uuid)) {
                 continue; // the job was quicker: nothing to hold for it
@@ -208,7 +208,7 @@ struct JobGuard::State {
                 !sleep(holding ? settings.hold_poll : settings.placement_poll)) {
                 break;
             }
-            const auto machine = nvml->snapshot();
+            const auto machine = nvml->snapshot(gpu::Figures::none()); // processes are enough
             if (!machine) {
                 continue; // a driver hiccup: look again next time
             }

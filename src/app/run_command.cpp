@@ -109,7 +109,10 @@ void say_why(const cli::Options& options, const core::Acquired& acquired) {
 // open in with-gpu. nullopt for --dry-run, which is done by then (`exit`).
 Result<std::optional<core::Acquired>>
 claim_gpus(const cli::Options& options, core::Placement& placement, int& exit) {
-    auto opened = core::open_machine(options.launch.nvml_library);
+    // --dry-run shows every figure; a launch reads only what it chooses by.
+    const bool dry_run = options.mode == cli::Options::Mode::dry_run;
+    auto opened = core::open_machine(options.launch.nvml_library,
+                                     dry_run ? gpu::Figures::all() : core::figures_for(placement));
     if (!opened) {
         return tl::unexpected(opened.error());
     }
@@ -117,7 +120,7 @@ claim_gpus(const cli::Options& options, core::Placement& placement, int& exit) {
     if (auto settled = core::settle(placement, *machine); !settled) {
         return tl::unexpected(settled.error());
     }
-    if (options.mode == cli::Options::Mode::dry_run) {
+    if (dry_run) {
         auto shown = show_decision(options, placement, *machine);
         if (!shown) {
             return tl::unexpected(shown.error());

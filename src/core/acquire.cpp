@@ -161,6 +161,7 @@ class Acquisition {
     std::vector<std::string> m_fresh_notes;
     std::optional<lock::ReleaseWatch> m_watch;
     std::optional<lock::QueueTicket> m_ticket;
+    QueuePlace m_place;             // our ticket and the tickets that may be ahead of it
     std::uint64_t m_seen_leave = 0; // the last ticket we saw leave (0: none; no ticket has 0)
     bool m_nested_checked = false;
     bool m_look_again = false; // a foreign process took a chosen GPU: choose again at once
@@ -186,9 +187,7 @@ Result<Acquisition::Look> Acquisition::look_holding(Mode mode) {
     if (!held->note().empty()) {
         m_fresh_notes.push_back(held->note());
     }
-    const std::optional<std::uint64_t> mine =
-        m_ticket ? std::optional<std::uint64_t>(m_ticket->seq()) : std::nullopt;
-    auto seen = look(m_dir, m_machine, m_request, mine, m_hooks.clock.unix_now(), m_fresh_notes);
+    auto seen = look(m_dir, m_machine, m_request, m_place, m_hooks.clock.unix_now(), m_fresh_notes);
     m_notes.pass_on(m_fresh_notes, m_hooks.progress);
     if (!seen) {
         return tl::unexpected(seen.error());
@@ -293,6 +292,7 @@ Result<void> Acquisition::enter_queue() {
         return tl::unexpected(entered.error());
     }
     m_ticket = std::move(*entered);
+    m_place.mine = m_ticket->seq();
     return {};
 }
 
@@ -403,7 +403,7 @@ Result<void> Acquisition::wait_for_change(const queue::Turn& turn) {
 Result<void> Acquisition::read_machine_again() {
     auto delay = m_waiting.poll;
     for (unsigned attempt = 1;; ++attempt) {
-        auto fresh = read_machine(m_nvml);
+        auto fresh = read_machine(m_nvml, m_machine.figures);
         if (fresh) {
             m_machine = std::move(*fresh);
             m_snapshot_taken = m_hooks.clock.now();

@@ -9,14 +9,12 @@
 
 namespace withgpu::core {
 
-Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
-                                                std::vector<std::string>& notes) {
-    auto records = lock::read_queue(dir, &notes);
-    if (!records) {
-        return tl::unexpected(records.error());
-    }
+namespace {
+
+std::vector<queue::Ticket> decode_all(const std::vector<lock::TicketRecord>& records) {
     std::vector<queue::Ticket> tickets;
-    for (const auto& record : *records) {
+    tickets.reserve(records.size());
+    for (const auto& record : records) {
         if (auto ticket = queue::decode(record.text)) {
             ticket->seq = record.seq; // the file name is the authority on order
             tickets.push_back(std::move(*ticket));
@@ -25,22 +23,58 @@ Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
     return tickets;
 }
 
+// The live tickets ahead of `place.mine` (all of them when not in line), and what is learnt
+// about which tickets can still be ahead.
+Result<std::vector<queue::Ticket>>
+read_earlier(const lock::LockDir& dir, QueuePlace& place, std::vector<std::string>& notes) {
+    std::vector<lock::TicketRecord> records;
+    if (place.mine && place.ahead) {
+        records = lock::read_tickets(dir, *place.ahead, &notes);
+    } else {
+        auto listed = lock::read_queue(dir, &notes, place.mine);
+        if (!listed) {
+            return tl::unexpected(listed.error());
+        }
+        records = std::move(*listed);
+    }
+    if (place.mine) {
+        std::vector<std::uint64_t> ahead;
+        ahead.reserve(records.size());
+        for (const auto& record : records) {
+            ahead.push_back(record.seq);
+        }
+        place.ahead = std::move(ahead);
+    }
+    return decode_all(records);
+}
+
+} // namespace
+
+Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
+                                                std::vector<std::string>& notes) {
+    auto records = lock::read_queue(dir, &notes);
+    if (!records) {
+        return tl::unexpected(records.error());
+    }
+    return decode_all(*records);
+}
+
 Result<queue::Turn> look(const lock::LockDir& dir,
                          const gpu::MachineSnapshot& machine,
                          const selection::Request& request,
-                         std::optional<std::uint64_t> before_seq,
+                         QueuePlace& place,
                          std::int64_t now_unix,
                          std::vector<std::string>& notes) {
-    auto tickets = read_tickets(dir, notes);
+    auto tickets = read_earlier(dir, place, notes);
     if (!tickets) {
         return tl::unexpected(tickets.error());
     }
     std::vector<queue::Ticket> earlier;
     for (auto& t : *tickets) {
-        if (before_seq && t.seq >= *before_seq) {
-            continue;
-        }
-        if (queue::passed_over(t, waiter_process(t.pid), now_unix)) {
+        // Only a waiter in line past the grace period can be passed over: /proc is read for
+        // those alone.
+        if (queue::past_grace(t, now_unix) &&
+            queue::passed_over(t, waiter_process(t.pid), now_unix)) {
             continue; // stopped (SIGSTOP, Ctrl-Z) past the grace period: not in our way
         }
         earlier.push_back(std::move(t));

@@ -21,12 +21,23 @@ namespace withgpu::core {
 [[nodiscard]] Result<std::vector<queue::Ticket>> read_tickets(const lock::LockDir& dir,
                                                               std::vector<std::string>& notes);
 
-// Whose turn it is for `request`, counting only tickets that arrived before `before_seq` (all
-// of them when nullopt) and passing over waiters stopped past the grace period.
+// Where a looker stands in the queue: which tickets it must read.
+struct QueuePlace {
+    std::optional<std::uint64_t> mine; // its ticket's seq; nullopt: not in line (all are earlier)
+    // The tickets that may still be ahead of `mine`: nullopt until the first look in line, which
+    // lists the directory; later looks read only these, by name. No ticket numbered below ours
+    // can appear once ours exists (docs/design/queue.md), so the set only shrinks, and the head
+    // of the queue reads no ticket at all.
+    std::optional<std::vector<std::uint64_t>> ahead;
+};
+
+// Whose turn it is for `request`, counting only the tickets that arrived before ours (all of
+// them when not in line) and passing over waiters stopped past the grace period. Updates
+// `place.ahead` when in line.
 [[nodiscard]] Result<queue::Turn> look(const lock::LockDir& dir,
                                        const gpu::MachineSnapshot& machine,
                                        const selection::Request& request,
-                                       std::optional<std::uint64_t> before_seq,
+                                       QueuePlace& place,
                                        std::int64_t now_unix,
                                        std::vector<std::string>& notes);
 

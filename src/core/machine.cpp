@@ -7,20 +7,20 @@
 
 namespace withgpu::core {
 
-Result<OpenMachine> open_machine(const std::string& nvml_library) {
+Result<OpenMachine> open_machine(const std::string& nvml_library, const gpu::Figures& figures) {
     auto nvml = nvml::Nvml::open(nvml_library);
     if (!nvml) {
         return tl::unexpected(nvml.error());
     }
-    auto snapshot = read_machine(*nvml);
+    auto snapshot = read_machine(*nvml, figures);
     if (!snapshot) {
         return tl::unexpected(snapshot.error());
     }
     return OpenMachine{std::move(*nvml), std::move(*snapshot)};
 }
 
-Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml) {
-    auto machine = nvml.snapshot();
+Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml, const gpu::Figures& figures) {
+    auto machine = nvml.snapshot(figures);
     if (machine) {
         add_process_details(*machine);
     }

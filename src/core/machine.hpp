@@ -11,8 +11,9 @@
 
 namespace withgpu::core {
 
-// A snapshot through `nvml`, with add_process_details applied.
-[[nodiscard]] Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml);
+// A snapshot through `nvml` of `figures`, with add_process_details applied.
+[[nodiscard]] Result<gpu::MachineSnapshot>
+read_machine(const nvml::Nvml& nvml, const gpu::Figures& figures = gpu::Figures::all());
 
 // NVML opened and the GPUs read once: what most commands start from. `nvml` stays open for
 // looking again (a wait) until this is destroyed.
@@ -20,7 +21,8 @@ struct OpenMachine {
     nvml::Nvml nvml;
     gpu::MachineSnapshot snapshot;
 };
-[[nodiscard]] Result<OpenMachine> open_machine(const std::string& nvml_library);
+[[nodiscard]] Result<OpenMachine> open_machine(const std::string& nvml_library,
+                                               const gpu::Figures& figures = gpu::Figures::all());
 
 // Joins the claims with what NVML and /proc show now:
 // - marks the processes on claimed GPUs that are neither the claim holder's (with-gpu, or the

@@ -112,6 +112,12 @@ settle(Placement& placement, const gpu::MachineSnapshot& machine, const OptionNa
     return {};
 }
 
+gpu::Figures figures_for(const Placement& placement) {
+    gpu::Figures figures = selection::figures_for(placement.request);
+    figures.placement = placement.allocation.has_value();
+    return figures;
+}
+
 std::string child_cuda_id(const Placement& placement, const gpu::GpuSnapshot& gpu) {
     if (placement.allocation && gpu.minor_number) {
         return placement.allocation->cuda_id_of(*gpu.minor_number).value_or("");

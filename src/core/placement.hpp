@@ -37,6 +37,10 @@ struct OptionNames {
 [[nodiscard]] Result<void>
 settle(Placement& placement, const gpu::MachineSnapshot& machine, const OptionNames& names = {});
 
+// What a launch must read of each GPU: its thresholds' figures and, inside a SLURM
+// allocation, the minor numbers that name the allocation's GPUs.
+[[nodiscard]] gpu::Figures figures_for(const Placement& placement);
+
 // The id a child process started with a fresh CUDA_VISIBLE_DEVICES sees `gpu` under: SLURM's
 // inside an allocation, otherwise "" (the child gets the NVML index).
 [[nodiscard]] std::string child_cuda_id(const Placement& placement, const gpu::GpuSnapshot& gpu);

@@ -84,7 +84,8 @@ Result<selection::Decision> decide_now(const std::string& lock_dir,
     if (!*opened) {
         return selection::select(machine, request, {}, hooks.clock.unix_now());
     }
-    auto turn = look((*opened)->dir, machine, request, std::nullopt, hooks.clock.unix_now(), fresh);
+    QueuePlace newcomer;
+    auto turn = look((*opened)->dir, machine, request, newcomer, hooks.clock.unix_now(), fresh);
     notes.pass_on(fresh, hooks.progress);
     if (!turn) {
         return tl::unexpected(turn.error());

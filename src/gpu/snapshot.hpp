@@ -54,9 +54,24 @@ struct GpuSnapshot {
     std::optional<std::vector<Process>> processes;
 };
 
+// The figures that only some readers of a snapshot need, each one or two NVML calls per GPU:
+// a launch reads those its filters use, --status and --dry-run read all. Identity (name, UUID,
+// PCI bus id), memory and processes are always read. A figure not read is unknown.
+struct Figures {
+    bool utilization = true;
+    bool temperature = true;
+    bool power = true;     // draw and limit
+    bool placement = true; // minor number and local CPUs
+
+    [[nodiscard]] static constexpr Figures all() { return {}; }
+    [[nodiscard]] static constexpr Figures none() { return {false, false, false, false}; }
+    friend bool operator==(const Figures&, const Figures&) = default;
+};
+
 struct MachineSnapshot {
     std::string driver_version; // empty when unknown
     std::vector<GpuSnapshot> gpus;
+    Figures figures; // what was read: a second snapshot for the same use reads the same
 
     // The GPU with this NVML index, or nullptr.
     [[nodiscard]] const GpuSnapshot* find(unsigned index) const {

@@ -66,10 +66,15 @@ struct Looked {
     withgpu::gpu::MachineSnapshot machine;
 };
 
-Looked look(const Request& request, const Context& context) {
+// What a look reads of each GPU: what the request chooses by, or every figure (to show them).
+enum class Reading { to_choose, to_show };
+
+Looked look(const Request& request, const Context& context, Reading reading) {
     config::Launch launch = launch_of(request, context);
     core::Placement placement = value_or_raise(core::place(launch, context.env));
-    auto opened = value_or_raise(core::open_machine(launch.nvml_library));
+    auto opened = value_or_raise(core::open_machine(
+        launch.nvml_library,
+        reading == Reading::to_show ? withgpu::gpu::Figures::all() : core::figures_for(placement)));
     ok_or_raise(core::settle(placement, opened.snapshot, keyword_names));
     return {std::move(launch),
             std::move(placement),
@@ -116,7 +121,7 @@ std::string own_command_line() {
 } // namespace
 
 Lease acquire(const Request& request, const WaitOptions& wait, const Context& context) {
-    Looked looked = look(request, context);
+    Looked looked = look(request, context, Reading::to_choose);
     const auto dir = value_or_raise(withgpu::lock::LockDir::open(looked.placement.lock_dir, true));
     CallbackProgress progress(wait);
     const core::Hooks hooks{
@@ -152,7 +157,7 @@ Lease acquire(const Request& request, const WaitOptions& wait, const Context& co
 }
 
 std::string would_choose_json(const Request& request, const Context& context) {
-    Looked looked = look(request, context);
+    Looked looked = look(request, context, Reading::to_show);
     core::Silent silent;
     const core::Cancellation never;
     const core::Hooks hooks{silent, never};

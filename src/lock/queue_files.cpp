@@ -212,29 +212,64 @@ void QueueTicket::leave() noexcept {
     }
 }
 
-Result<std::vector<TicketRecord>> read_queue(const LockDir& dir, std::vector<std::string>* notes) {
+namespace {
+
+// Reads one ticket if it is live, into `buffer` (one buffer serves every ticket: 1000 tickets
+// used to cost 1000 zeroed 64 KiB strings, docs/benchmarks.md, "Against the floor").
+void read_live_ticket(const LockDir& dir,
+                      std::uint64_t seq,
+                      const std::string& name,
+                      std::string& buffer,
+                      std::vector<TicketRecord>& live,
+                      std::vector<std::string>* notes) {
+    std::string why;
+    const Fd fd = open_ticket(dir, name, &why);
+    if (!fd) {
+        if (!why.empty() && notes != nullptr) {
+            notes->push_back(std::move(why));
+        }
+        return; // left while we looked, or not a ticket anyone can honour
+    }
+    if (probe_ticket(dir, name, fd.get()) != TicketState::live) {
+        return;
+    }
+    if (buffer.empty()) {
+        buffer.resize(max_ticket_bytes);
+    }
+    const ssize_t n = ::pread(fd.get(), buffer.data(), buffer.size(), 0);
+    live.push_back({seq, buffer.substr(0, n > 0 ? static_cast<std::size_t>(n) : 0)});
+}
+
+} // namespace
+
+Result<std::vector<TicketRecord>> read_queue(const LockDir& dir,
+                                             std::vector<std::string>* notes,
+                                             std::optional<std::uint64_t> before) {
     auto tickets = list_tickets(dir);
     if (!tickets) {
         return tl::unexpected(tickets.error());
     }
     std::vector<TicketRecord> live;
-    // One buffer for every ticket; each record keeps only its own bytes (1000 tickets used to
-    // cost 1000 zeroed 64 KiB strings: docs/benchmarks.md, "Against the floor").
-    std::string buffer(max_ticket_bytes, '\0');
+    std::string buffer;
     for (const auto& [seq, name] : *tickets) {
-        std::string why;
-        const Fd fd = open_ticket(dir, name, &why);
-        if (!fd) {
-            if (!why.empty() && notes != nullptr) {
-                notes->push_back(std::move(why));
-            }
-            continue; // left while we looked, or not a ticket anyone can honour
+        if (before && seq >= *before) {
+            break; // sorted: the rest came later
         }
-        if (probe_ticket(dir, name, fd.get()) != TicketState::live) {
-            continue;
-        }
-        const ssize_t n = ::pread(fd.get(), buffer.data(), buffer.size(), 0);
-        live.push_back({seq, buffer.substr(0, n > 0 ? static_cast<std::size_t>(n) : 0)});
+        read_live_ticket(dir, seq, name, buffer, live, notes);
+    }
+    return live;
+}
+
+std::vector<TicketRecord> read_tickets(const LockDir& dir,
+                                       const std::vector<std::uint64_t>& seqs,
+                                       std::vector<std::string>* notes) {
+    std::vector<std::uint64_t> sorted(seqs);
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    std::vector<TicketRecord> live;
+    std::string buffer;
+    for (const std::uint64_t seq : sorted) {
+        read_live_ticket(dir, seq, ticket_file_name(seq), buffer, live, notes);
     }
     return live;
 }

@@ -65,13 +65,22 @@ class QueueTicket {
     Fd m_fd;
 };
 
-// The live tickets in arrival order. Removes the files of dead waiters on the way (where
-// the directory lets us). Files named like tickets that cannot be one (a symlink, a FIFO,
-// unreadable) are skipped, each with a line in `notes` (when given) that names it; names
-// that are not canonical ("queue-<20 digits>.ticket") are no tickets at all. Call with a
-// DecisionLock held (shared is enough).
+// The live tickets in arrival order, only those numbered below `before` when it is given.
+// Removes the files of dead waiters on the way (where the directory lets us). Files named like
+// tickets that cannot be one (a symlink, a FIFO, unreadable) are skipped, each with a line in
+// `notes` (when given) that names it; names that are not canonical ("queue-<20 digits>.ticket")
+// are no tickets at all. Call with a DecisionLock held (shared is enough).
 [[nodiscard]] Result<std::vector<TicketRecord>>
-read_queue(const LockDir& dir, std::vector<std::string>* notes = nullptr);
+read_queue(const LockDir& dir,
+           std::vector<std::string>* notes = nullptr,
+           std::optional<std::uint64_t> before = std::nullopt);
+
+// The live ones of the tickets numbered `seqs`, in arrival order, found by name: the directory
+// is not listed, so the cost does not grow with the queue. Otherwise like read_queue. For a
+// waiter that knows which tickets can be ahead of its own (docs/design/queue.md).
+[[nodiscard]] std::vector<TicketRecord> read_tickets(const LockDir& dir,
+                                                     const std::vector<std::uint64_t>& seqs,
+                                                     std::vector<std::string>* notes = nullptr);
 
 // Starts waiting for the waiter holding ticket `seq` to leave the queue: nullopt when it has
 // left already (the ticket is gone, unlocked, or replaced by something that is not a ticket);

@@ -24,8 +24,8 @@ Result<Nvml> Nvml::open(const std::string& library) {
     return Nvml(std::move(*loaded));
 }
 
-Result<gpu::MachineSnapshot> Nvml::snapshot() const {
-    return read_snapshot(*m_library);
+Result<gpu::MachineSnapshot> Nvml::snapshot(const gpu::Figures& figures) const {
+    return read_snapshot(*m_library, figures);
 }
 
 std::optional<std::vector<gpu::Process>> Nvml::processes(unsigned index) const {

@@ -36,8 +36,10 @@ class Nvml {
     // returned with `error` set and the rest of its fields as far as they could be read;
     // it never fails the whole snapshot. Only a failure to count devices is an Error.
     // Processes carry what NVML knows (pid, kind, memory); user and command are left for the
-    // caller to find in /proc (core::read_machine).
-    [[nodiscard]] Result<gpu::MachineSnapshot> snapshot() const;
+    // caller to find in /proc (core::read_machine). Of the optional figures only `figures` are
+    // read (the others stay unknown).
+    [[nodiscard]] Result<gpu::MachineSnapshot>
+    snapshot(const gpu::Figures& figures = gpu::Figures::all()) const;
 
     // The processes on the GPU with this NVML index only (pids, kinds, memory): a cheap second
     // look at chosen GPUs. nullopt when they cannot be read.

@@ -24,7 +24,10 @@ template <std::size_t N> std::string from_buffer(const std::array<char, N>& buff
 // leaves that metric unknown.
 class GpuReader {
   public:
-    GpuReader(const Api& api, unsigned index) : m_api(api) { m_gpu.index = index; }
+    GpuReader(const Api& api, unsigned index, const gpu::Figures& figures)
+        : m_api(api), m_figures(figures) {
+        m_gpu.index = index;
+    }
 
     gpu::GpuSnapshot read() && {
         nvmlDevice_t device = nullptr;
@@ -88,7 +91,7 @@ class GpuReader {
             return false;
         }
         m_gpu.uuid = from_buffer(uuid);
-        return read_placement(device);
+        return !m_figures.placement || read_placement(device);
     }
 
     // Minor number and local CPUs: unknown when not supported.
@@ -164,7 +167,7 @@ class GpuReader {
     }
 
     bool read_gauges(nvmlDevice_t device) {
-        if (m_api.utilization != nullptr) {
+        if (m_figures.utilization && m_api.utilization != nullptr) {
             nvmlUtilization_t utilization{};
             const nvmlReturn_t rc = m_api.utilization(device, &utilization);
             if (rc == NVML_SUCCESS) {
@@ -173,7 +176,7 @@ class GpuReader {
                 return false;
             }
         }
-        if (m_api.temperature != nullptr) {
+        if (m_figures.temperature && m_api.temperature != nullptr) {
             unsigned celsius = 0;
             const nvmlReturn_t rc = m_api.temperature(device, NVML_TEMPERATURE_GPU, &celsius);
             if (rc == NVML_SUCCESS) {
@@ -182,8 +185,8 @@ class GpuReader {
                 return false;
             }
         }
-        return read_watts(m_api.power, device, m_gpu.power_w) &&
-               read_watts(m_api.power_limit, device, m_gpu.power_limit_w);
+        return !m_figures.power || (read_watts(m_api.power, device, m_gpu.power_w) &&
+                                    read_watts(m_api.power_limit, device, m_gpu.power_limit_w));
     }
 
     bool read_watts(decltype(&::nvmlDeviceGetPowerUsage) call,
@@ -211,14 +214,16 @@ class GpuReader {
     }
 
     const Api& m_api;
+    const gpu::Figures& m_figures;
     gpu::GpuSnapshot m_gpu;
 };
 
 } // namespace
 
-Result<gpu::MachineSnapshot> read_snapshot(const Library& library) {
+Result<gpu::MachineSnapshot> read_snapshot(const Library& library, const gpu::Figures& figures) {
     const Api& api = library.api();
     gpu::MachineSnapshot machine;
+    machine.figures = figures;
 
     if (api.driver_version != nullptr) {
         std::array<char, NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE> version{};
@@ -239,7 +244,7 @@ Result<gpu::MachineSnapshot> read_snapshot(const Library& library) {
                     "Check that `nvidia-smi` lists the GPUs.");
     }
     for (unsigned index = 0; index < count; ++index) {
-        machine.gpus.push_back(GpuReader(api, index).read());
+        machine.gpus.push_back(GpuReader(api, index, figures).read());
     }
     return machine;
 }

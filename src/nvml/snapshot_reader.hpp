@@ -10,6 +10,7 @@ namespace withgpu::nvml {
 
 // The driver version and every GPU, in index order. One GPU that cannot be read is returned
 // with `error` set and never fails the others; only a failed device count is an Error.
-[[nodiscard]] Result<gpu::MachineSnapshot> read_snapshot(const Library& library);
+[[nodiscard]] Result<gpu::MachineSnapshot> read_snapshot(const Library& library,
+                                                         const gpu::Figures& figures);
 
 } // namespace withgpu::nvml

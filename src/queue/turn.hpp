@@ -40,6 +40,10 @@ inline constexpr std::chrono::seconds stopped_waiter_grace{10};
 // `grace` (by its ticket's `since`) is passed over: it reserves no GPU and nobody waits
 // behind it, until it runs again. A stopped process cannot say when it stopped, so the
 // grace counts from when it joined the queue.
+[[nodiscard]] bool past_grace(const Ticket& ticket,
+                              std::int64_t now_unix,
+                              std::chrono::seconds grace = stopped_waiter_grace);
+// past_grace and stopped: the caller need read a waiter's process only when it is past_grace.
 [[nodiscard]] bool passed_over(const Ticket& ticket,
                                WaiterProcess process,
                                std::int64_t now_unix,

@@ -323,6 +323,14 @@ Decision select(const gpu::MachineSnapshot& machine,
     return decision;
 }
 
+gpu::Figures figures_for(const Request& request) {
+    gpu::Figures figures = gpu::Figures::none();
+    figures.utilization = request.max_utilization_percent.has_value();
+    figures.temperature = request.max_temperature_c.has_value();
+    figures.power = request.max_power_w.has_value();
+    return figures;
+}
+
 std::string describe(const GpuVerdict& verdict) {
     if (verdict.rejections.empty()) {
         return fmt::format("GPU {}: {}", verdict.index, verdict.chosen ? "chosen" : "eligible");

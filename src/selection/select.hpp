@@ -102,6 +102,10 @@ using ReservedMap = std::map<std::string, std::string>;
                               std::int64_t now_unix,
                               const ReservedMap& reserved = {});
 
+// The optional figures select() needs for `request`: those of its thresholds. Placement
+// (minor numbers, CPUs) is never needed to choose; SLURM's side asks for it itself.
+[[nodiscard]] gpu::Figures figures_for(const Request& request);
+
 // "GPU 2: 3.1 GiB free < 20 GiB; util 87% > 10%" for one verdict with rejections.
 [[nodiscard]] std::string describe(const GpuVerdict& verdict);
 

@@ -112,6 +112,44 @@ class SelectionTest(Case):
         self.assertEqual(self.chosen("--max-power", "500"), "1")
 
 
+    def nvml_calls(self, *args):
+        """The NVML entry points one run calls, with how often (the simulator's call log)."""
+        log = os.path.join(self.tmp, "calls.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        r = self.run_wg(*args, env={"WITH_GPU_SIM_CALL_LOG": log})
+        self.assertIn(r.returncode, (0, 75), r.stderr)
+        calls = {}
+        with open(log) as f:
+            for line in f:
+                calls[line.strip()] = calls.get(line.strip(), 0) + 1
+        return calls
+
+    def test_a_launch_asks_the_driver_only_what_it_chooses_by(self):
+        # Issue 9: each figure is one or two NVML calls per GPU, and real drivers take time.
+        gauges = {"util": "nvmlDeviceGetUtilizationRates", "temp": "nvmlDeviceGetTemperature",
+                  "power": "nvmlDeviceGetPowerUsage", "limit": "nvmlDeviceGetEnforcedPowerLimit",
+                  "minor": "nvmlDeviceGetMinorNumber", "cpus": "nvmlDeviceGetCpuAffinity"}
+        plain = self.nvml_calls("true")
+        for name, call in gauges.items():
+            self.assertNotIn(call, plain, name)
+        self.assertEqual(plain["nvmlDeviceGetUUID"], 4)
+        self.assertEqual(plain["nvmlDeviceGetMemoryInfo_v2"], 4)
+        self.assertEqual(self.chosen("--max-temp", "80", "-n", "3"), "2,0,3")  # still obeyed
+        hot = self.nvml_calls("--max-temp", "80", "true")
+        self.assertEqual(hot.get(gauges["temp"]), 4)
+        self.assertNotIn(gauges["util"], hot)
+        power = self.nvml_calls("--max-power", "300", "true")
+        self.assertEqual((power.get(gauges["power"]), power.get(gauges["limit"])), (4, 4))
+        busy_only = self.nvml_calls("--max-util", "10", "true")
+        self.assertEqual(busy_only.get(gauges["util"]), 4)
+        for shown in (("--dry-run", "true"), ("--status",)):  # showing needs every figure
+            every = self.nvml_calls(*shown)
+            for name, call in gauges.items():
+                self.assertEqual(every.get(call), 4, (shown, name))
+
+
+
 class DryRunTest(Case):
     def setUp(self):
         super().setUp()

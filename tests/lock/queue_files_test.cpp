@@ -220,6 +220,44 @@ TEST_F(QueueFilesTest, PlantedTicketFilesAreSkippedWithANote) {
     EXPECT_EQ(read_queue(*m_dir)->size(), 2U);
 }
 
+TEST_F(QueueFilesTest, ReadingBeforeANumberReadsOnlyEarlierTickets) {
+    auto a = enter("a\n");
+    auto b = enter("b\n");
+    auto c = enter("c\n");
+    const auto dir_path = m_tmp.path() / "locks";
+    ASSERT_EQ(::mkfifo((dir_path / ticket_file_name(9)).c_str(), 0644), 0); // after ours
+    std::vector<std::string> notes;
+    auto before_c = read_queue(*m_dir, &notes, c.seq());
+    ASSERT_TRUE(before_c.has_value()) << before_c.error().message;
+    ASSERT_EQ(before_c->size(), 2U);
+    EXPECT_EQ((*before_c)[0].text, "a\n");
+    EXPECT_EQ((*before_c)[1].text, "b\n");
+    EXPECT_TRUE(notes.empty()) << "a file after ours is never opened: " << notes.front();
+    EXPECT_TRUE(read_queue(*m_dir, nullptr, a.seq())->empty()); // the head reads none
+}
+
+// A waiter in line reads the tickets it knows may be ahead, by name: whatever else is in the
+// directory, however many, is not even listed.
+TEST_F(QueueFilesTest, ReadingByNumberReadsOnlyThoseLiveInArrivalOrder) {
+    auto a = enter("a\n");
+    auto b = enter("b\n");
+    auto c = enter("c\n");
+    b.leave();
+    const auto dir_path = m_tmp.path() / "locks";
+    ASSERT_EQ(::mkfifo((dir_path / ticket_file_name(9)).c_str(), 0644), 0);
+    std::filesystem::create_symlink("/etc/passwd", dir_path / ticket_file_name(7));
+    std::vector<std::string> notes;
+    const auto live = read_tickets(*m_dir, {3, 7, 1, 2, 1, 42}, &notes);
+    ASSERT_EQ(live.size(), 2U);
+    EXPECT_EQ(live[0].seq, 1U);
+    EXPECT_EQ(live[0].text, "a\n");
+    EXPECT_EQ(live[1].seq, 3U);
+    EXPECT_EQ(live[1].text, "c\n");
+    ASSERT_EQ(notes.size(), 1U) << "only the symlink that was asked for";
+    EXPECT_NE(notes[0].find(ticket_file_name(7)), std::string::npos) << notes[0];
+    EXPECT_TRUE(read_tickets(*m_dir, {}).empty());
+}
+
 TEST_F(QueueFilesTest, ADeadTicketThatCannotBeRemovedIsSkipped) {
     WITH_GPU_REQUIRE_ROOT("to act as another user");
     const auto dir_path = m_tmp.path() / "locks";

@@ -451,6 +451,60 @@ TEST_F(NvmlSim, CallLogNamesEveryCallWhileItIsSet) {
     EXPECT_EQ(std::filesystem::file_size(log), size);
 }
 
+// A launch reads only the figures its filters use (issue 9): the others are never asked of
+// the driver and stay unknown; identity, memory and processes are always read.
+TEST_F(NvmlSim, OnlyTheFiguresAskedForAreRead) {
+    json busy = make_gpu(0);
+    busy["minor_number"] = 3;
+    busy["processes"] = json::array({make_process(4242, 1024)});
+    write_machine(make_machine({busy}));
+    const std::filesystem::path log = m_dir.path() / "calls.log";
+    ASSERT_EQ(::setenv("WITH_GPU_SIM_CALL_LOG", log.c_str(), 1), 0);
+    auto nvml = open_sim();
+    ASSERT_TRUE(nvml) << nvml.error().message;
+    gpu::Figures temperature_only = gpu::Figures::none();
+    temperature_only.temperature = true;
+    const auto few = nvml->snapshot(temperature_only);
+    ASSERT_EQ(::unsetenv("WITH_GPU_SIM_CALL_LOG"), 0);
+    ASSERT_TRUE(few) << few.error().message;
+    EXPECT_EQ(few->figures, temperature_only);
+    ASSERT_EQ(few->gpus.size(), 1U);
+    const auto& g = few->gpus[0];
+    EXPECT_EQ(g.uuid, "GPU-01234567-89ab-cdef-0123-456789abcdef");
+    EXPECT_EQ(g.name, "NVIDIA A100-SXM4-80GB");
+    EXPECT_EQ(g.pci_bus_id, "00000000:00:00.0");
+    EXPECT_TRUE(g.memory_free_bytes.has_value());
+    ASSERT_TRUE(g.processes.has_value());
+    EXPECT_EQ(g.processes->size(), 1U);
+    EXPECT_EQ(g.temperature_c, 45U);
+    EXPECT_FALSE(g.utilization_percent.has_value());
+    EXPECT_FALSE(g.power_w.has_value());
+    EXPECT_FALSE(g.power_limit_w.has_value());
+    EXPECT_FALSE(g.minor_number.has_value());
+    EXPECT_FALSE(g.local_cpus.has_value());
+
+    std::ifstream in(log);
+    std::vector<std::string> calls;
+    for (std::string line; std::getline(in, line);) {
+        calls.push_back(line);
+    }
+    for (const char* never : {"nvmlDeviceGetUtilizationRates",
+                              "nvmlDeviceGetPowerUsage",
+                              "nvmlDeviceGetEnforcedPowerLimit",
+                              "nvmlDeviceGetMinorNumber",
+                              "nvmlDeviceGetCpuAffinity"}) {
+        EXPECT_EQ(std::count(calls.begin(), calls.end(), never), 0) << never;
+    }
+    EXPECT_EQ(std::count(calls.begin(), calls.end(), "nvmlDeviceGetTemperature"), 1);
+
+    const auto all = nvml->snapshot();
+    ASSERT_TRUE(all) << all.error().message;
+    EXPECT_EQ(all->figures, gpu::Figures::all());
+    EXPECT_EQ(all->gpus[0].utilization_percent, 37U);
+    EXPECT_EQ(all->gpus[0].power_limit_w, 400.0);
+    EXPECT_EQ(all->gpus[0].minor_number, 3U);
+}
+
 TEST_F(NvmlSim, InitErrorIsReportedWithTheDriversWords) {
     json machine = make_machine({make_gpu(0)});
     machine["init_error"] = "DRIVER_NOT_LOADED";

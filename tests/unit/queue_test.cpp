@@ -181,6 +181,31 @@ TEST(TurnTest, WaitsBehindTheLatestConflictingWaiter) {
     EXPECT_EQ(*turn.wait_behind, 9U);
 }
 
+// take_turn judges each distinct request once, and only the first few distinct ones are
+// remembered: many distinct requests (more than it remembers) and repeated ones must reserve
+// exactly what judging each ticket on its own would, named after the earliest waiter.
+TEST(TurnTest, ManyDistinctAndRepeatedRequestsReserveWhatEachWants) {
+    auto machine = make_machine(14);
+    std::vector<Ticket> earlier;
+    for (unsigned i = 0; i < 12; ++i) { // GPU i for waiter i, each request distinct
+        selection::Request one = wants(1);
+        one.only.push_back(ref(selection::GpuRef::Kind::index, std::to_string(i), i));
+        earlier.push_back(ticket(1 + i, one));
+    }
+    for (unsigned i = 0; i < 12; ++i) { // the same requests again, later
+        earlier.push_back(ticket(20 + i, earlier[i].request));
+    }
+    const auto turn = take_turn(machine, earlier, wants(2), {}, 0);
+    EXPECT_EQ(turn.decision.chosen, (std::vector<unsigned>{12, 13}));
+    for (unsigned i = 0; i < 12; ++i) {
+        const auto& rejections = turn.decision.verdicts[i].rejections;
+        ASSERT_EQ(rejections.size(), 1U) << i;
+        EXPECT_NE(rejections[0].reason.find("pid " + std::to_string(1001 + i)), std::string::npos)
+            << rejections[0].reason;
+    }
+    EXPECT_TRUE(turn.decision.verdicts[12].rejections.empty());
+}
+
 TEST(TurnTest, MultiGpuHeadIsNotStarvedByOneGpuJobs) {
     // Replay: a 4-GPU job waits while 1-GPU jobs keep arriving. Each time a GPU frees,
     // none of the later 1-GPU jobs may take it, so the head's GPUs accumulate.

@@ -928,5 +928,24 @@ TEST(Describe, JoinsReasons) {
     EXPECT_EQ(describe(verdict), "GPU 2: 3.1 GiB free < 20 GiB; util 87% > 10%");
 }
 
+// What a launch asks NVML for (issue 9): each threshold needs its own figure, nothing else does.
+TEST(FiguresFor, OnlyTheThresholdsFigures) {
+    EXPECT_EQ(figures_for(Request{}), gpu::Figures::none());
+    Request hot;
+    hot.max_temperature_c = 80;
+    hot.min_free_bytes = 1;  // memory is always read
+    hot.require_idle = true; // so are the processes
+    gpu::Figures temperature = gpu::Figures::none();
+    temperature.temperature = true;
+    EXPECT_EQ(figures_for(hot), temperature);
+    Request all;
+    all.max_utilization_percent = 10;
+    all.max_temperature_c = 80;
+    all.max_power_w = 250;
+    gpu::Figures gauges = gpu::Figures::all();
+    gauges.placement = false; // never needed to choose
+    EXPECT_EQ(figures_for(all), gauges);
+}
+
 } // namespace
 } // namespace withgpu::selection
