@@ -90,6 +90,9 @@ Result<queue::Turn> look(const lock::LockDir& dir,
     });
     if (any) {
         gpu::MachineSnapshot marked = machine;
+        if (!machine.figures.process_details) {
+            add_process_details(marked, &*claims); // who they are matters on claimed GPUs only
+        }
         join_claims(marked, *claims);
         return queue::take_turn(marked, earlier, request, *claims, now_unix);
     }

@@ -21,15 +21,15 @@ Result<OpenMachine> open_machine(const std::string& nvml_library, const gpu::Fig
 
 Result<gpu::MachineSnapshot> read_machine(const nvml::Nvml& nvml, const gpu::Figures& figures) {
     auto machine = nvml.snapshot(figures);
-    if (machine) {
+    if (machine && figures.process_details) {
         add_process_details(*machine);
     }
     return machine;
 }
 
-void add_process_details(gpu::MachineSnapshot& machine) {
+void add_process_details(gpu::MachineSnapshot& machine, const gpu::ClaimMap* only) {
     for (gpu::GpuSnapshot& gpu : machine.gpus) {
-        if (!gpu.processes) {
+        if (!gpu.processes || (only != nullptr && only->count(gpu.uuid) == 0)) {
             continue;
         }
         for (gpu::Process& process : *gpu.processes) {

@@ -11,7 +11,8 @@
 
 namespace withgpu::core {
 
-// A snapshot through `nvml` of `figures`, with add_process_details applied.
+// A snapshot through `nvml` of `figures`, with add_process_details applied when they ask for
+// process details.
 [[nodiscard]] Result<gpu::MachineSnapshot>
 read_machine(const nvml::Nvml& nvml, const gpu::Figures& figures = gpu::Figures::all());
 
@@ -33,7 +34,7 @@ struct OpenMachine {
 void join_claims(gpu::MachineSnapshot& machine, gpu::ClaimMap& claims);
 
 // Fills each process's user and command from /proc, where the process is visible (nullopt
-// otherwise: gone, another PID namespace, hidepid).
-void add_process_details(gpu::MachineSnapshot& machine);
+// otherwise: gone, another PID namespace, hidepid); only on the GPUs named in `only` when given.
+void add_process_details(gpu::MachineSnapshot& machine, const gpu::ClaimMap* only = nullptr);
 
 } // namespace withgpu::core

@@ -62,9 +62,12 @@ struct Figures {
     bool temperature = true;
     bool power = true;     // draw and limit
     bool placement = true; // minor number and local CPUs
+    // Each process's user and command, from /proc (not NVML). Without them, a look fills them
+    // in for the processes on claimed GPUs only, where they tell squatters apart.
+    bool process_details = true;
 
     [[nodiscard]] static constexpr Figures all() { return {}; }
-    [[nodiscard]] static constexpr Figures none() { return {false, false, false, false}; }
+    [[nodiscard]] static constexpr Figures none() { return {false, false, false, false, false}; }
     friend bool operator==(const Figures&, const Figures&) = default;
 };
 

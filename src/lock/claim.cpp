@@ -422,7 +422,11 @@ Result<void> write_record(int fd, const std::string& record, const std::string& 
         written += static_cast<std::size_t>(n);
     }
     // Written first, cut after: a reader stops at the first newline, so it sees either the
-    // old record or the new one, never a mix ending in a stale tail.
+    // old record or the new one, never a mix ending in a stale tail. Cut only what is longer.
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size <= static_cast<off_t>(record.size())) {
+        return {};
+    }
     if (::ftruncate(fd, static_cast<off_t>(record.size())) != 0) {
         return tl::unexpected(io_error(file, "ftruncate", errno));
     }
@@ -574,8 +578,10 @@ Result<std::optional<Claim>> Claim::try_acquire(const LockDir& dir,
             return std::optional<Claim>(); // all or nothing: fds close, releasing the others
         }
         // The previous holder's record is stale now; until record_holder runs, --status
-        // shows an unknown holder rather than a wrong one. Best effort.
-        static_cast<void>(::ftruncate(locked->get(), 0));
+        // shows an unknown holder rather than a wrong one: an empty first line (readers stop
+        // at the first newline). Not ftruncate(0): ext4 writes back a file truncated to zero
+        // when it is closed (auto_da_alloc), a disk write per launch. Best effort.
+        static_cast<void>(::pwrite(locked->get(), "\n", 1, 0));
         fds.push_back(std::move(*locked));
     }
     // 2. Everyone else's claim files of the same GPUs, listed only now that ours are locked:

@@ -103,7 +103,8 @@ using ReservedMap = std::map<std::string, std::string>;
                               const ReservedMap& reserved = {});
 
 // The optional figures select() needs for `request`: those of its thresholds. Placement
-// (minor numbers, CPUs) is never needed to choose; SLURM's side asks for it itself.
+// (minor numbers, CPUs) is never needed to choose (SLURM's side asks for it itself), nor are
+// processes' users and commands (core::look reads them where it marks squatters).
 [[nodiscard]] gpu::Figures figures_for(const Request& request);
 
 // "GPU 2: 3.1 GiB free < 20 GiB; util 87% > 10%" for one verdict with rejections.

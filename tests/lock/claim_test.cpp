@@ -305,12 +305,21 @@ TEST_F(ClaimTest, NewClaimClearsThePreviousHoldersRecord) {
         Claim first = claim({gpu_a});
         gpu::ClaimHolder holder;
         holder.pid = 1;
+        holder.command = "python train.py --epochs 100"; // longer than the next record
         ASSERT_TRUE(first.record_holder(holder));
     }
     Claim second = claim({gpu_a});
     const auto claims = claims_now({gpu_a});
     ASSERT_EQ(claims.count(gpu_a), 1U);
     EXPECT_EQ(claims.at(gpu_a).pid, std::nullopt);
+    // The stale record is cleared by an empty first line, not cut (ext4 writes back a file cut
+    // to zero when it is closed); the next record leaves nothing of it behind.
+    gpu::ClaimHolder shorter;
+    shorter.pid = 2;
+    ASSERT_TRUE(second.record_holder(shorter));
+    const std::string content = read_file(file_of(gpu_a));
+    EXPECT_EQ(content.size(), content.find('\n') + 1) << content;
+    EXPECT_EQ(claims_now({gpu_a}).at(gpu_a).pid, 2);
 }
 
 TEST_F(ClaimTest, GarbageRecordsLeaveFieldsEmpty) {

@@ -943,7 +943,8 @@ TEST(FiguresFor, OnlyTheThresholdsFigures) {
     all.max_temperature_c = 80;
     all.max_power_w = 250;
     gpu::Figures gauges = gpu::Figures::all();
-    gauges.placement = false; // never needed to choose
+    gauges.placement = false;       // never needed to choose
+    gauges.process_details = false; // core::look reads them for claimed GPUs
     EXPECT_EQ(figures_for(all), gauges);
 }
 
