@@ -110,6 +110,50 @@ TicketState probe_ticket(const LockDir& dir, const std::string& name, int fd) {
     return TicketState::gone;
 }
 
+// Writes all of `text` at the start of `fd`; false on failure (errno set).
+bool write_all(int fd, const std::string& text) {
+    return ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+}
+
+// The ticket `name`, created locked and written; nullopt when the name is taken. Made unnamed
+// (O_TMPFILE), locked and written first, then linked in under its name (link fails on a taken
+// name): so no reader ever finds a ticket that is not yet locked, even one made by a launch
+// that gave up waiting for the decision lock, whose readers would take it for a dead waiter's
+// and remove it. Where O_TMPFILE or /proc is missing, it is created under its name and locked
+// at once; the decision lock then covers the gap.
+Result<std::optional<Fd>>
+create_ticket(const LockDir& dir, const std::string& name, const std::string& text) {
+    Fd unnamed(::openat(dir.fd(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644));
+    if (unnamed && detail::flock_no_eintr(unnamed.get(), LOCK_EX | LOCK_NB) == 0 &&
+        write_all(unnamed.get(), text)) {
+        const std::string path = fmt::format("/proc/self/fd/{}", unnamed.get());
+        if (::linkat(AT_FDCWD, path.c_str(), dir.fd(), name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+            return std::optional<Fd>(std::move(unnamed));
+        }
+        if (errno == EEXIST) {
+            return std::optional<Fd>();
+        }
+    }
+    Fd fd(::openat(
+        dir.fd(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | detail::safe_open_flags, 0644));
+    if (!fd) {
+        if (errno == EEXIST) {
+            return std::optional<Fd>();
+        }
+        return tl::unexpected(io_error(dir, name, "create", errno));
+    }
+    if (const int err = detail::flock_no_eintr(fd.get(), LOCK_EX | LOCK_NB); err != 0) {
+        ::unlinkat(dir.fd(), name.c_str(), 0);
+        return tl::unexpected(io_error(dir, name, "flock", err));
+    }
+    if (!write_all(fd.get(), text)) {
+        const int err = errno;
+        ::unlinkat(dir.fd(), name.c_str(), 0);
+        return tl::unexpected(io_error(dir, name, "write", err));
+    }
+    return std::optional<Fd>(std::move(fd));
+}
+
 } // namespace
 
 std::optional<std::uint64_t> next_ticket_seq(const std::vector<std::uint64_t>& live,
@@ -138,51 +182,49 @@ std::string ticket_file_name(std::uint64_t seq) {
 
 Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
                                        const std::function<std::string(std::uint64_t)>& text_for) {
-    constexpr int max_attempts = 16; // only loops while names keep appearing under us
-    for (int attempt = 0; attempt < max_attempts; ++attempt) {
-        auto tickets = list_tickets(dir);
-        if (!tickets) {
-            return tl::unexpected(tickets.error());
+    auto tickets = list_tickets(dir);
+    if (!tickets) {
+        return tl::unexpected(tickets.error());
+    }
+    // The next number is past the newest live ticket: probe from the newest down, so that the
+    // exclusive lock is held for one probe, not one per waiter (dead ones on the way are
+    // removed; older ones are read_queue's to clear).
+    std::vector<std::uint64_t> live;
+    std::vector<std::uint64_t> present;
+    for (auto it = tickets->rbegin(); it != tickets->rend(); ++it) {
+        const Fd fd = open_ticket(dir, it->second);
+        if (fd && probe_ticket(dir, it->second, fd.get()) == TicketState::live) {
+            live.push_back(it->first);
+            break;
         }
-        std::vector<std::uint64_t> live;
-        std::vector<std::uint64_t> present;
-        for (const auto& [seq, name] : *tickets) {
-            const Fd fd = open_ticket(dir, name);
-            const TicketState state = fd ? probe_ticket(dir, name, fd.get()) : TicketState::gone;
-            if (state == TicketState::live) {
-                live.push_back(seq);
-            }
-            present.push_back(seq); // even when removed: it may be back before we create
-        }
-        const auto seq = next_ticket_seq(live, present);
-        if (!seq) {
-            return fail(ErrorKind::failed,
-                        fmt::format("cannot join the queue in {}: a waiter holds a ticket with "
-                                    "the largest sequence number allowed",
-                                    dir.path()),
-                        "with-gpu never numbers tickets that high; someone is tampering with "
-                        "the lock directory (with-gpu --status shows the queue)");
-        }
+    }
+    for (const auto& ticket : *tickets) {
+        present.push_back(ticket.first); // even when removed: it may be back before we create
+    }
+    auto seq = next_ticket_seq(live, present);
+    // A name taken between the listing and the create (a launch that gave up waiting for the
+    // decision lock, or a planted file) is skipped: the next free number is still behind
+    // everyone who holds one. Bounded only against a directory filling faster than we count.
+    constexpr int max_attempts = 4096;
+    for (int attempt = 0; attempt < max_attempts && seq; ++attempt) {
         const std::string name = ticket_file_name(*seq);
-        Fd fd(::openat(
-            dir.fd(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | detail::safe_open_flags, 0644));
-        if (!fd) {
-            if (errno == EEXIST) {
-                continue;
-            }
-            return tl::unexpected(io_error(dir, name, "create", errno));
+        auto created = create_ticket(dir, name, text_for(*seq));
+        if (!created) {
+            return tl::unexpected(std::move(created.error()));
         }
-        if (const int err = detail::flock_no_eintr(fd.get(), LOCK_EX | LOCK_NB); err != 0) {
-            ::unlinkat(dir.fd(), name.c_str(), 0);
-            return tl::unexpected(io_error(dir, name, "flock", err));
+        if (!*created) {
+            seq = *seq < max_ticket_seq ? std::optional<std::uint64_t>(*seq + 1) : std::nullopt;
+            continue;
         }
-        QueueTicket ticket(dir.fd(), *seq, name, std::move(fd));
-        const std::string text = text_for(*seq);
-        if (::pwrite(ticket.m_fd.get(), text.data(), text.size(), 0) !=
-            static_cast<ssize_t>(text.size())) {
-            return tl::unexpected(io_error(dir, name, "write", errno)); // the destructor removes it
-        }
-        return ticket;
+        return QueueTicket(dir.fd(), *seq, name, std::move(**created));
+    }
+    if (!seq) {
+        return fail(ErrorKind::failed,
+                    fmt::format("cannot join the queue in {}: a waiter holds a ticket with "
+                                "the largest sequence number allowed",
+                                dir.path()),
+                    "with-gpu never numbers tickets that high; someone is tampering with "
+                    "the lock directory (with-gpu --status shows the queue)");
     }
     return fail(
         ErrorKind::failed,

@@ -37,9 +37,10 @@ next_ticket_seq(const std::vector<std::uint64_t>& live, const std::vector<std::u
 // Our place in the queue. Move-only; leaves the queue on destruction.
 class QueueTicket {
   public:
-    // Creates (O_EXCL), locks and writes the next ticket (seq: next_ticket_seq over the
-    // tickets present) with the text `text_for(seq)`. Call with the DecisionLock held exclusively,
-    // so that no reader ever sees a ticket that exists but is not yet locked.
+    // Creates the next ticket (seq: next_ticket_seq over the tickets present; a number taken
+    // meanwhile is skipped), locked and holding the text `text_for(seq)` before its name
+    // appears. Call with the DecisionLock held exclusively, which keeps the numbering in
+    // arrival order (docs/design/queue.md).
     [[nodiscard]] static Result<QueueTicket>
     enter(const LockDir& dir, const std::function<std::string(std::uint64_t)>& text_for);
 

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
 #include <poll.h>
+#include <set>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -256,6 +258,53 @@ TEST_F(QueueFilesTest, ReadingByNumberReadsOnlyThoseLiveInArrivalOrder) {
     ASSERT_EQ(notes.size(), 1U) << "only the symlink that was asked for";
     EXPECT_NE(notes[0].find(ticket_file_name(7)), std::string::npos) << notes[0];
     EXPECT_TRUE(read_tickets(*m_dir, {}).empty());
+}
+
+// Launches that gave up waiting for the decision lock (a burst of hundreds) join the queue
+// without it: O_EXCL alone must then give each its own number, and none may fail to join.
+TEST_F(QueueFilesTest, ManyJoiningAtOnceWithoutTheDecisionLockAllGetTheirOwnNumber) {
+    constexpr int joiners = 200;
+    int go[2];      // parent -> children: start (one byte each)
+    int done[2];    // children -> parent: the seq each got (0: failed to join)
+    int release[2]; // parent -> children: leave (closed)
+    ASSERT_EQ(::pipe(go), 0);
+    ASSERT_EQ(::pipe(done), 0);
+    ASSERT_EQ(::pipe(release), 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < joiners; ++i) {
+        children.push_back(fork_process([&] {
+            ::close(release[1]);
+            char c = 0;
+            (void)!::read(go[0], &c, 1); // all start together
+            auto t = QueueTicket::enter(*m_dir, [](std::uint64_t) { return std::string("x\n"); });
+            const std::uint64_t seq = t ? t->seq() : 0;
+            if (!t) {
+                std::fprintf(stderr, "%s\n", t.error().message.c_str());
+            }
+            (void)!::write(done[1], &seq, sizeof seq);
+            (void)!::read(release[0], &c, 1); // EOF once the parent has counted
+            return 0;
+        }));
+    }
+    ::close(release[0]);
+    const std::string all(joiners, 'g');
+    ASSERT_EQ(::write(go[1], all.data(), all.size()), joiners);
+    std::set<std::uint64_t> seqs;
+    for (int i = 0; i < joiners; ++i) {
+        std::uint64_t seq = 0;
+        ASSERT_EQ(::read(done[0], &seq, sizeof seq), static_cast<ssize_t>(sizeof seq));
+        EXPECT_NE(seq, 0U) << "a joiner failed to join";
+        seqs.insert(seq);
+    }
+    EXPECT_EQ(seqs.size(), static_cast<std::size_t>(joiners)) << "every joiner, each its own";
+    EXPECT_EQ(read_queue(*m_dir)->size(), static_cast<std::size_t>(joiners));
+    ::close(release[1]);
+    for (const pid_t child : children) {
+        EXPECT_EQ(exit_code_of(child), 0);
+    }
+    for (int fd : {go[0], go[1], done[0], done[1]}) {
+        ::close(fd);
+    }
 }
 
 TEST_F(QueueFilesTest, ADeadTicketThatCannotBeRemovedIsSkipped) {
