@@ -588,7 +588,8 @@ def bench_waiters():
         before = {w.pid: cpu_ns(w.pid) for w in waiters}
         t0 = time.monotonic()
         time.sleep(window)
-        used = sum(cpu_ns(w.pid) - before[w.pid] for w in waiters)
+        each = [cpu_ns(w.pid) - before[w.pid] for w in waiters]
+        used = sum(each)
         elapsed = time.monotonic() - t0
         alive = sum(w.poll() is None for w in waiters)
         pss, sampled = 0, waiters[:50]
@@ -607,6 +608,8 @@ def bench_waiters():
           f"{elapsed:.1f} s window, /proc/PID/schedstat:")
     print(f"  CPU of all of them: {used / 1e6:.1f} ms = {share:.3f}% of a core "
           f"({alive} still waiting at the end)")
+    print(f"  of which the head (first in line, polling NVML): {each[0] / 1e6:.1f} ms; the others: "
+          f"median {statistics.median(each[1:]) / 1e3:.0f} us, max {max(each[1:]) / 1e3:.0f} us each")
     print(f"  proportional resident memory (Pss) per waiter, mean of {len(sampled)}: "
           f"{pss / len(sampled) / 1024:.2f} MiB")
     print(f"  GOAL < 0.5% of a core: {'met' if share < 0.5 else 'NOT met'} ({share:.3f}%)")

@@ -104,11 +104,15 @@ void say_why(const cli::Options& options, const core::Acquired& acquired) {
     fmt::print(stderr, "with-gpu: running on {}\n", chosen_text);
 }
 
-// Everything before the job starts. NVML is initialised once here and closed before the job
-// starts: the job must not inherit our driver handles, and a long job should not keep NVML
-// open in with-gpu. nullopt for --dry-run, which is done by then (`exit`).
-Result<std::optional<core::Acquired>>
-claim_gpus(const cli::Options& options, core::Placement& placement, int& exit) {
+// Everything before the job starts. NVML is initialised once here and its session ended
+// before the job starts: the job must not inherit our driver handles. The library itself is
+// left in `loaded`, to be unloaded once the job has started (a long job should not keep NVML
+// in with-gpu, and the job need not wait for the unloading). nullopt for --dry-run, which is
+// done by then (`exit`).
+Result<std::optional<core::Acquired>> claim_gpus(const cli::Options& options,
+                                                 core::Placement& placement,
+                                                 std::optional<nvml::Nvml>& loaded,
+                                                 int& exit) {
     // --dry-run shows every figure; a launch reads only what it chooses by.
     const bool dry_run = options.mode == cli::Options::Mode::dry_run;
     auto opened = core::open_machine(options.launch.nvml_library,
@@ -136,6 +140,8 @@ claim_gpus(const cli::Options& options, core::Placement& placement, int& exit) {
     if (!got) {
         return tl::unexpected(got.error());
     }
+    opened->nvml.end_session();
+    loaded.emplace(std::move(opened->nvml));
     return std::optional<core::Acquired>(std::move(*got));
 }
 
@@ -190,7 +196,8 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
         return tl::unexpected(placement.error());
     }
     int exit = exit_ok;
-    auto acquired = claim_gpus(options, *placement, exit);
+    std::optional<nvml::Nvml> loaded; // NVML, its session ended: unloaded once the job runs
+    auto acquired = claim_gpus(options, *placement, loaded, exit);
     if (!acquired || !*acquired) {
         return acquired ? Result<int>(exit) : tl::unexpected(acquired.error());
     }
@@ -216,8 +223,10 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
                               holder.pid = static_cast<int>(pid);
                               (void)claim.record_holder(holder);
                               start_guard(guard, options, **acquired, pid, holder);
+                              loaded.reset();
                           });
-    guard.reset(); // holds end with the job
+    loaded.reset(); // the job could not start
+    guard.reset();  // holds end with the job
     if (!status) {
         return tl::unexpected(status.error());
     }

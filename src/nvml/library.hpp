@@ -83,6 +83,8 @@ class Library {
 
     [[nodiscard]] const Api& api() const { return m_api; }
     [[nodiscard]] const std::string& name() const { return m_name; }
+    // nvmlShutdown now; the library stays loaded (no call may be made) until destruction.
+    void end_session() noexcept { m_session = Session(); }
 
   private:
     Library() = default;

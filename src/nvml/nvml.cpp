@@ -36,6 +36,10 @@ std::optional<std::vector<gpu::Process>> Nvml::processes(unsigned index) const {
     return read_device_processes(m_library->api(), device).processes;
 }
 
+void Nvml::end_session() noexcept {
+    m_library->end_session();
+}
+
 const std::string& Nvml::library() const {
     return m_library->name();
 }

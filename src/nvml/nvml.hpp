@@ -45,6 +45,11 @@ class Nvml {
     // look at chosen GPUs. nullopt when they cannot be read.
     [[nodiscard]] std::optional<std::vector<gpu::Process>> processes(unsigned index) const;
 
+    // Ends the NVML session (nvmlShutdown: the driver's descriptors close) but keeps the
+    // library loaded until destruction, which then only unloads it: a launch ends the session
+    // before the job starts and unloads after, while the job starts. No call may follow.
+    void end_session() noexcept;
+
     // The path or name that was loaded, for messages.
     [[nodiscard]] const std::string& library() const;
 

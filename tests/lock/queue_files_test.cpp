@@ -271,6 +271,7 @@ TEST_F(QueueFilesTest, ManyJoiningAtOnceWithoutTheDecisionLockAllGetTheirOwnNumb
     ASSERT_EQ(::pipe(done), 0);
     ASSERT_EQ(::pipe(release), 0);
     std::vector<pid_t> children;
+    children.reserve(joiners);
     for (int i = 0; i < joiners; ++i) {
         children.push_back(fork_process([&] {
             ::close(release[1]);
