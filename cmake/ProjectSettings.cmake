@@ -4,6 +4,9 @@ add_library(withgpu_settings INTERFACE)
 target_compile_options(withgpu_settings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wconversion -Wsign-conversion
   -Wold-style-cast -Wcast-qual -Wformat=2 -Wimplicit-fallthrough)
+# One section per function and object, so that the command's link can drop what it never
+# uses (src/CMakeLists.txt, --gc-sections).
+target_compile_options(withgpu_settings INTERFACE -ffunction-sections -fdata-sections)
 if(WITH_GPU_WERROR)
   target_compile_options(withgpu_settings INTERFACE -Werror)
 endif()

@@ -60,16 +60,18 @@ Result<core::Acquired> acquire(const cli::Options& options,
                                const core::Placement& placement,
                                const nvml::Nvml& nvml,
                                gpu::MachineSnapshot machine,
-                               const lock::LockDir& dir) {
+                               const lock::LockDir& dir,
+                               const std::string& user) {
     TerminalProgress progress(options.quiet);
     std::optional<Interrupts> interrupts;
     if (options.launch.wait) {
         interrupts.emplace();
     }
     const core::Hooks hooks{progress,
-                            interrupts ? interrupts->cancellation() : core::Cancellation{}};
-    const core::Identity who{
-        static_cast<int>(::getpid()), procfs::user_name(::getuid()), join_command(options.command)};
+                            interrupts ? interrupts->cancellation() : core::Cancellation{},
+                            core::system_clock(),
+                            interrupts ? interrupts->stopping() : core::Stopping{}};
+    const core::Identity who{static_cast<int>(::getpid()), user, join_command(options.command)};
     const core::Waiting waiting{options.launch.wait, options.launch.timeout, options.launch.poll};
     auto got = core::acquire(placement.request, waiting, who, nvml, std::move(machine), dir, hooks);
     if (!got && got.error().kind == ErrorKind::cancelled && interrupts && interrupts->received()) {
@@ -111,6 +113,7 @@ void say_why(const cli::Options& options, const core::Acquired& acquired) {
 // done by then (`exit`).
 Result<std::optional<core::Acquired>> claim_gpus(const cli::Options& options,
                                                  core::Placement& placement,
+                                                 const std::string& user,
                                                  std::optional<nvml::Nvml>& loaded,
                                                  int& exit) {
     // --dry-run shows every figure; a launch reads only what it chooses by.
@@ -136,7 +139,7 @@ Result<std::optional<core::Acquired>> claim_gpus(const cli::Options& options,
     if (!dir) {
         return tl::unexpected(dir.error());
     }
-    auto got = acquire(options, placement, opened->nvml, std::move(*machine), *dir);
+    auto got = acquire(options, placement, opened->nvml, std::move(*machine), *dir, user);
     if (!got) {
         return tl::unexpected(got.error());
     }
@@ -197,7 +200,10 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
     }
     int exit = exit_ok;
     std::optional<nvml::Nvml> loaded; // NVML, its session ended: unloaded once the job runs
-    auto acquired = claim_gpus(options, *placement, loaded, exit);
+    // Ours, for the ticket and the claim record (--dry-run writes neither).
+    const std::string user =
+        options.mode == cli::Options::Mode::dry_run ? std::string() : procfs::user_name(::getuid());
+    auto acquired = claim_gpus(options, *placement, user, loaded, exit);
     if (!acquired || !*acquired) {
         return acquired ? Result<int>(exit) : tl::unexpected(acquired.error());
     }
@@ -206,7 +212,7 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
 
     gpu::ClaimHolder holder;
     holder.supervisor_pid = static_cast<int>(::getpid());
-    holder.user = procfs::user_name(::getuid());
+    holder.user = user;
     holder.command = join_command(options.command);
     holder.since_unix = now_unix();
     // The record is diagnostic (for --status); failing to write it must not stop the job.

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utility>
@@ -79,6 +80,12 @@ std::vector<std::string> held_by_this_process(const lock::LockDir& dir,
     return held;
 }
 
+// Whether `fd` is readable now, without waiting.
+bool readable_now(int fd) {
+    pollfd polled{fd, POLLIN, 0};
+    return ::poll(&polled, 1, 0) > 0 && (polled.revents & POLLIN) != 0;
+}
+
 // How many GPUs the request could ever get: those without a reason that never changes.
 std::size_t ever_usable(const selection::Decision& decision) {
     return static_cast<std::size_t>(
@@ -140,7 +147,9 @@ class Acquisition {
     Result<void> wait_for_change(const queue::Turn& turn);
     Result<bool> wait_behind(std::uint64_t seq, int pid, const report::WaitingState& state);
     Result<bool> watch_releases(const report::WaitingState& state);
-    Result<bool> sleep_until(int fd, Clock::time_point until, const report::WaitingState* state);
+    enum class Slept { woken, until_passed, continued };
+    Result<Slept> sleep_until(int fd, Clock::time_point until, const report::WaitingState* state);
+    void stop_for_the_user();
     Result<void> read_machine_again();
     [[nodiscard]] Error timeout_error() const;
     [[nodiscard]] std::chrono::seconds waited() const {
@@ -284,10 +293,13 @@ Result<void> Acquisition::enter_queue() {
     mine.command = m_who.command;
     mine.since_unix = m_hooks.clock.unix_now();
     mine.request = m_request;
-    auto entered = lock::QueueTicket::enter(m_dir, [&](std::uint64_t seq) {
-        mine.seq = seq;
-        return queue::encode(mine);
-    });
+    auto entered = lock::QueueTicket::enter(
+        m_dir,
+        [&](std::uint64_t seq) {
+            mine.seq = seq;
+            return queue::encode(mine);
+        },
+        m_hooks.stop.possible());
     if (!entered) {
         return tl::unexpected(entered.error());
     }
@@ -296,10 +308,12 @@ Result<void> Acquisition::enter_queue() {
     return {};
 }
 
-// Sleeps until `fd` is readable (true) or `until` passes (false), redrawing the waiting line
-// (when there is one) as often as the progress display wants. The deadline and a cancellation
-// end it as errors.
-Result<bool>
+// Sleeps until `fd` is readable (woken) or `until` passes, redrawing the waiting line (when
+// there is one) as often as the progress display wants. The deadline and a cancellation end
+// it as errors. A stop the user asked for (Ctrl-Z) is taken here, between looks, never while
+// the decision lock is held: the waiters behind us are told first, and once we are continued
+// the caller looks again, since anything may have changed meanwhile.
+Result<Acquisition::Slept>
 Acquisition::sleep_until(int fd, Clock::time_point until, const report::WaitingState* state) {
     const auto redraw =
         state != nullptr ? m_hooks.progress.redraw_every() : std::chrono::milliseconds(0);
@@ -308,28 +322,43 @@ Acquisition::sleep_until(int fd, Clock::time_point until, const report::WaitingS
         if (redraw.count() > 0) {
             wake = std::min(wake, m_hooks.clock.now() + redraw);
         }
-        const int fds[] = {fd};
+        const int fds[] = {fd, m_hooks.stop.fd};
         const Woken woken = wait_for(fds, wake, m_hooks.cancel, m_hooks.clock);
         if (woken == Woken::cancelled) {
             return tl::unexpected(cancelled_error());
         }
+        if (woken == Woken::ready && m_hooks.stop.possible() && readable_now(m_hooks.stop.fd)) {
+            stop_for_the_user();
+            return Slept::continued;
+        }
         if (woken == Woken::ready) {
-            return true;
+            return Slept::woken;
         }
         const auto now = m_hooks.clock.now();
         if (m_deadline && now >= *m_deadline) {
             return tl::unexpected(timeout_error());
         }
         if (now >= until) {
-            return false;
+            return Slept::until_passed;
         }
         m_hooks.progress.waiting(*state, waited()); // only the clock moved
     }
 }
 
+void Acquisition::stop_for_the_user() {
+    if (m_ticket) {
+        m_ticket->pause(); // wakes whoever waits behind us
+    }
+    m_hooks.stop.stop_now();
+    if (m_ticket) {
+        m_ticket->resume();
+    }
+}
+
 // Nothing can change for us until the waiter holding `seq` leaves: sleep on its ticket's
-// lock, waking now and then to see whether it was stopped (then look again: it may be passed
-// over). True when it left.
+// lock, waking to see whether it was stopped (then look again: it may be passed over). A
+// waiter that tells before it stops wakes us itself; it is checked rarely, for SIGSTOP. True
+// when it left.
 Result<bool>
 Acquisition::wait_behind(std::uint64_t seq, int pid, const report::WaitingState& state) {
     auto pending = lock::wait_for_ticket(m_dir, seq);
@@ -339,13 +368,21 @@ Acquisition::wait_behind(std::uint64_t seq, int pid, const report::WaitingState&
     if (!*pending) {
         return true;
     }
+    const bool told = (*pending)->tells_when_stopped;
+    const auto every = told ? queue::stop_check_when_told : queue::stop_check_when_untold;
     for (;;) {
-        const auto check = m_hooks.clock.now() + queue::stopped_waiter_grace / 2;
-        auto left = sleep_until((*pending)->ready_fd(), check, &state);
-        if (!left || *left) {
-            return left;
+        auto slept = sleep_until((*pending)->lock.ready_fd(), m_hooks.clock.now() + every, &state);
+        if (!slept) {
+            return tl::unexpected(slept.error());
         }
-        if (waiter_process(pid) == queue::WaiterProcess::stopped) {
+        if (*slept == Slept::woken && told) {
+            pending->reset(); // our shared lock would keep it from taking its awake lock back
+            return lock::read_tickets(m_dir, {seq}).empty(); // it left, or it is stopping
+        }
+        if (*slept == Slept::woken) {
+            return true;
+        }
+        if (*slept == Slept::continued || waiter_process(pid) == queue::WaiterProcess::stopped) {
             return false;
         }
     }
@@ -360,12 +397,13 @@ Result<bool> Acquisition::watch_releases(const report::WaitingState& state) {
         until = std::min(until, m_hooks.clock.now() + lock::ReleaseWatch::degraded_interval);
     }
     for (;;) {
-        auto woken = sleep_until(m_watch->fd(), until, &state);
-        if (!woken) {
-            return tl::unexpected(woken.error());
+        auto slept = sleep_until(m_watch->fd(), until, &state);
+        if (!slept) {
+            return tl::unexpected(slept.error());
         }
-        if (!*woken) {
-            return true; // the poll period (or the degraded watch's interval) passed
+        if (*slept != Slept::woken) {
+            return true; // the poll period (or the degraded watch's interval) passed, or we
+                         // were stopped for a while
         }
         // A claim that ends frees memory too. Other files' events (every look closes
         // decide.lock) are no news: keep sleeping.
@@ -376,6 +414,9 @@ Result<bool> Acquisition::watch_releases(const report::WaitingState& state) {
 }
 
 Result<void> Acquisition::wait_for_change(const queue::Turn& turn) {
+    if (m_ticket) {
+        m_ticket->resume(); // in case taking the awake lock back failed after a stop
+    }
     const report::WaitingState state = report::waiting_state(turn, m_request.min_gpus);
     m_hooks.progress.waiting(state, waited());
     bool refresh = false;

@@ -40,6 +40,7 @@ struct Hooks {
     Progress& progress;
     Cancellation cancel{};
     const Clock& clock = system_clock();
+    Stopping stop{};
 };
 
 // Passes each note to hooks.progress once, however often a waiter looks again, and empties

@@ -39,6 +39,20 @@ struct Cancellation {
     [[nodiscard]] bool now() const { return requested && requested(); }
 };
 
+// How a front end lets a waiter be stopped by the user (the CLI: Ctrl-Z) at a moment of the
+// wait's choosing: the wait first tells whoever waits behind it (docs/design/queue.md,
+// "Stopped waiters"), then stops. Without it (the library) the process stops wherever the
+// signal finds it, and those behind notice at their next check.
+struct Stopping {
+    // Becomes readable when the user asked for a stop.
+    int fd = -1;
+    // Stops the process (as the signal would have), returns once it is continued, and makes
+    // `fd` unreadable again.
+    std::function<void()> stop_now;
+
+    [[nodiscard]] bool possible() const { return fd >= 0 && stop_now; }
+};
+
 enum class Woken { ready, timeout, cancelled };
 
 // Sleeps until one of `fds` is readable (negative entries are ignored), `until` passes (by

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <fcntl.h>
 #include <mutex>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -27,10 +28,26 @@ struct PendingLock::Shared {
 
 namespace {
 
-int flock_retrying(int fd, int operation) noexcept {
-    while (::flock(fd, operation) != 0) {
+int flock_retrying(int fd, int operation, bool wait) noexcept {
+    while (::flock(fd, wait ? operation : operation | LOCK_NB) != 0) {
         if (errno != EINTR) {
             return errno;
+        }
+    }
+    return 0;
+}
+
+// A shared lock on byte 0, owned by the open file description (so it goes with the descriptor,
+// as a flock lock does, and not with the process, as a classic fcntl lock would).
+int first_byte_shared_retrying(int fd, int /*operation*/, bool wait) noexcept {
+    struct flock range {};
+    range.l_type = F_RDLCK;
+    range.l_whence = SEEK_SET;
+    range.l_start = 0;
+    range.l_len = 1;
+    while (::fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &range) != 0) {
+        if (errno != EINTR) {
+            return errno == EAGAIN || errno == EACCES ? EWOULDBLOCK : errno;
         }
     }
     return 0;
@@ -44,8 +61,12 @@ Error flock_error(int err) {
 
 // The helper: blocks in flock, then says so. It owns a share of the state, so the descriptor
 // outlives an abandoned PendingLock until the lock has been given back.
-void wait_in_background(const std::shared_ptr<PendingLock::Shared>& shared, int fd, int operation) {
-    const int err = flock_retrying(fd, operation);
+template <typename LockCall>
+void wait_in_background(const std::shared_ptr<PendingLock::Shared>& shared,
+                        int fd,
+                        LockCall call,
+                        int operation) {
+    const int err = call(fd, operation, true);
     const std::lock_guard<std::mutex> guard(shared->mutex);
     shared->done = true;
     shared->error = err;
@@ -60,14 +81,22 @@ void wait_in_background(const std::shared_ptr<PendingLock::Shared>& shared, int 
 } // namespace
 
 Result<PendingLock> PendingLock::start(Fd fd, int operation) {
+    return start_with(std::move(fd), flock_retrying, operation);
+}
+
+Result<PendingLock> PendingLock::start_first_byte_shared(Fd fd) {
+    return start_with(std::move(fd), first_byte_shared_retrying, 0);
+}
+
+Result<PendingLock> PendingLock::start_with(Fd fd, LockCall call, int operation) {
     auto shared = std::make_shared<Shared>();
-    if (flock_retrying(fd.get(), operation | LOCK_NB) == 0) {
+    if (const int err = call(fd.get(), operation, false); err != EWOULDBLOCK) {
+        if (err != 0) {
+            return tl::unexpected(flock_error(err));
+        }
         shared->fd = std::move(fd);
         shared->done = true;
         return PendingLock(std::move(shared));
-    }
-    if (errno != EWOULDBLOCK) {
-        return tl::unexpected(flock_error(errno));
     }
     shared->event = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!shared->event) {
@@ -81,7 +110,7 @@ Result<PendingLock> PendingLock::start(Fd fd, int operation) {
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     try {
-        std::thread(wait_in_background, shared, raw, operation).detach();
+        std::thread(wait_in_background<LockCall>, shared, raw, call, operation).detach();
     } catch (const std::system_error& e) {
         ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
         return fail(ErrorKind::failed, fmt::format("cannot start a thread: {}", e.what()));

@@ -110,6 +110,33 @@ TicketState probe_ticket(const LockDir& dir, const std::string& name, int fd) {
     return TicketState::gone;
 }
 
+// The awake lock (queue_files.hpp): a record lock on the ticket's first byte, owned by the open
+// file description like the ticket's flock. `type` F_WRLCK takes it, F_UNLCK lets it go.
+// Returns 0 or an errno; never waits.
+int set_awake_lock(int fd, short type) noexcept {
+    struct flock range {};
+    range.l_type = type;
+    range.l_whence = SEEK_SET;
+    range.l_start = 0;
+    range.l_len = 1;
+    while (::fcntl(fd, F_OFD_SETLK, &range) != 0) {
+        if (errno != EINTR) {
+            return errno;
+        }
+    }
+    return 0;
+}
+
+// Whether another open file description holds the awake lock of this ticket.
+bool awake_lock_held(int fd) noexcept {
+    struct flock range {};
+    range.l_type = F_RDLCK;
+    range.l_whence = SEEK_SET;
+    range.l_start = 0;
+    range.l_len = 1;
+    return ::fcntl(fd, F_OFD_GETLK, &range) == 0 && range.l_type != F_UNLCK;
+}
+
 // Writes all of `text` at the start of `fd`; false on failure (errno set).
 bool write_all(int fd, const std::string& text) {
     return ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
@@ -122,10 +149,10 @@ bool write_all(int fd, const std::string& text) {
 // and remove it. Where O_TMPFILE or /proc is missing, it is created under its name and locked
 // at once; the decision lock then covers the gap.
 Result<std::optional<Fd>>
-create_ticket(const LockDir& dir, const std::string& name, const std::string& text) {
+create_ticket(const LockDir& dir, const std::string& name, const std::string& text, bool awake) {
     Fd unnamed(::openat(dir.fd(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644));
     if (unnamed && detail::flock_no_eintr(unnamed.get(), LOCK_EX | LOCK_NB) == 0 &&
-        write_all(unnamed.get(), text)) {
+        (!awake || set_awake_lock(unnamed.get(), F_WRLCK) == 0) && write_all(unnamed.get(), text)) {
         const std::string path = fmt::format("/proc/self/fd/{}", unnamed.get());
         if (::linkat(AT_FDCWD, path.c_str(), dir.fd(), name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
             return std::optional<Fd>(std::move(unnamed));
@@ -145,6 +172,12 @@ create_ticket(const LockDir& dir, const std::string& name, const std::string& te
     if (const int err = detail::flock_no_eintr(fd.get(), LOCK_EX | LOCK_NB); err != 0) {
         ::unlinkat(dir.fd(), name.c_str(), 0);
         return tl::unexpected(io_error(dir, name, "flock", err));
+    }
+    if (awake) {
+        if (const int err = set_awake_lock(fd.get(), F_WRLCK); err != 0) {
+            ::unlinkat(dir.fd(), name.c_str(), 0);
+            return tl::unexpected(io_error(dir, name, "fcntl(F_OFD_SETLK)", err));
+        }
     }
     if (!write_all(fd.get(), text)) {
         const int err = errno;
@@ -181,7 +214,8 @@ std::string ticket_file_name(std::uint64_t seq) {
 }
 
 Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
-                                       const std::function<std::string(std::uint64_t)>& text_for) {
+                                       const std::function<std::string(std::uint64_t)>& text_for,
+                                       bool tells_when_stopped) {
     auto tickets = list_tickets(dir);
     if (!tickets) {
         return tl::unexpected(tickets.error());
@@ -208,7 +242,7 @@ Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
     constexpr int max_attempts = 4096;
     for (int attempt = 0; attempt < max_attempts && seq; ++attempt) {
         const std::string name = ticket_file_name(*seq);
-        auto created = create_ticket(dir, name, text_for(*seq));
+        auto created = create_ticket(dir, name, text_for(*seq), tells_when_stopped);
         if (!created) {
             return tl::unexpected(std::move(created.error()));
         }
@@ -216,7 +250,7 @@ Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
             seq = *seq < max_ticket_seq ? std::optional<std::uint64_t>(*seq + 1) : std::nullopt;
             continue;
         }
-        return QueueTicket(dir.fd(), *seq, name, std::move(**created));
+        return QueueTicket(dir.fd(), *seq, name, std::move(**created), tells_when_stopped);
     }
     if (!seq) {
         return fail(ErrorKind::failed,
@@ -234,7 +268,8 @@ Result<QueueTicket> QueueTicket::enter(const LockDir& dir,
 
 QueueTicket::QueueTicket(QueueTicket&& other) noexcept
     : m_dir_fd(std::exchange(other.m_dir_fd, -1)), m_seq(other.m_seq),
-      m_name(std::move(other.m_name)), m_fd(std::move(other.m_fd)) {}
+      m_name(std::move(other.m_name)), m_fd(std::move(other.m_fd)), m_tells(other.m_tells),
+      m_paused(other.m_paused) {}
 
 QueueTicket& QueueTicket::operator=(QueueTicket&& other) noexcept {
     if (this != &other) {
@@ -243,6 +278,8 @@ QueueTicket& QueueTicket::operator=(QueueTicket&& other) noexcept {
         m_seq = other.m_seq;
         m_name = std::move(other.m_name);
         m_fd = std::move(other.m_fd);
+        m_tells = other.m_tells;
+        m_paused = other.m_paused;
     }
     return *this;
 }
@@ -251,6 +288,21 @@ void QueueTicket::leave() noexcept {
     if (m_fd) {
         ::unlinkat(m_dir_fd, m_name.c_str(), 0);
         m_fd.reset();
+    }
+}
+
+void QueueTicket::pause() noexcept {
+    if (m_fd && m_tells && !m_paused) {
+        m_paused = set_awake_lock(m_fd.get(), F_UNLCK) == 0;
+    }
+}
+
+void QueueTicket::resume() noexcept {
+    // Never waits: a waiter behind us that keeps its shared lock (stopped itself, say) must
+    // not stall us. Until we have the lock back we are a waiter that cannot tell, and the
+    // next resume() tries again.
+    if (m_fd && m_paused) {
+        m_paused = set_awake_lock(m_fd.get(), F_WRLCK) != 0;
     }
 }
 
@@ -316,12 +368,35 @@ std::vector<TicketRecord> read_tickets(const LockDir& dir,
     return live;
 }
 
-Result<std::optional<PendingLock>> wait_for_ticket(const LockDir& dir, std::uint64_t seq) {
+Result<std::optional<TicketWait>> wait_for_ticket(const LockDir& dir, std::uint64_t seq) {
     // Exactly the file read_queue found live. Anything else (gone, or replaced by something
     // that is not a ticket) has left: the next look will not name it again.
-    Fd fd = open_ticket(dir, ticket_file_name(seq));
+    const std::string name = ticket_file_name(seq);
+    Fd fd = open_ticket(dir, name);
     if (!fd) {
-        return std::optional<PendingLock>();
+        return std::optional<TicketWait>();
+    }
+    if (awake_lock_held(fd.get())) {
+        // Its waiter runs and will say when it stops: wait for the awake lock, which it lets
+        // go when it leaves, dies or is about to stop.
+        auto pending = PendingLock::start_first_byte_shared(std::move(fd));
+        if (!pending) {
+            return tl::unexpected(std::move(pending.error()));
+        }
+        auto granted = pending->granted();
+        if (!granted) {
+            return tl::unexpected(std::move(granted.error()));
+        }
+        if (!*granted) {
+            return std::optional<TicketWait>(TicketWait{std::move(*pending), true});
+        }
+        // Let go between our two looks: it is stopping, or leaving. Wait as behind a waiter
+        // that cannot tell (a descriptor of our own: this one's shared lock would keep the
+        // waiter from taking its awake lock back).
+        fd = open_ticket(dir, name);
+        if (!fd) {
+            return std::optional<TicketWait>();
+        }
     }
     auto pending = PendingLock::start(std::move(fd), LOCK_SH);
     if (!pending) {
@@ -332,9 +407,9 @@ Result<std::optional<PendingLock>> wait_for_ticket(const LockDir& dir, std::uint
         return tl::unexpected(std::move(granted.error()));
     }
     if (*granted) {
-        return std::optional<PendingLock>(); // not held: its waiter has left (or died)
+        return std::optional<TicketWait>(); // not held: its waiter has left (or died)
     }
-    return std::optional<PendingLock>(std::move(*pending));
+    return std::optional<TicketWait>(TicketWait{std::move(*pending), false});
 }
 
 ReleaseWatch ReleaseWatch::open(const LockDir& dir) {

@@ -36,6 +36,13 @@ enum class WaiterProcess {
 // How long a stopped waiter keeps its place for others (docs/design/queue.md).
 inline constexpr std::chrono::seconds stopped_waiter_grace{10};
 
+// How often a waiter blocked behind another reads whether that one is stopped. A waiter that
+// says so itself before it stops (Ctrl-Z on the CLI) can be stopped unannounced only by SIGSTOP
+// or a debugger: it is checked rarely, so that a thousand blocked waiters cost next to nothing.
+// One that cannot tell (a library caller, an older with-gpu) is checked often.
+inline constexpr std::chrono::seconds stop_check_when_told{60};
+inline constexpr std::chrono::seconds stop_check_when_untold = stopped_waiter_grace / 2;
+
 // The rule for stopped waiters: one that is stopped now and has been in line for at least
 // `grace` (by its ticket's `since`) is passed over: it reserves no GPU and nobody waits
 // behind it, until it runs again. A stopped process cannot say when it stopped, so the

@@ -41,10 +41,11 @@ class QueueCase(Case):
         sup = self.popen_wg(*args, "sh", "-c", "echo $$; exec sleep 300")
         return sup, int(sup.stdout.readline())
 
-    def waiter(self, label, *args, hold_ms=30):
+    def waiter(self, label, *args, hold_ms=30, **popen):
         """Starts a --wait launch and returns once its ticket is in the queue."""
         before = len(self.queue())
-        child = self.popen_wg("--wait", *args, JOB_RECORDER, self.log, str(hold_ms), label)
+        child = self.popen_wg("--wait", *args, JOB_RECORDER, self.log, str(hold_ms), label,
+                              **popen)
         self.wait_for_queue_length(before + 1)
         return child
 
@@ -180,6 +181,33 @@ class StoppedWaiterTest(QueueCase):
         self.assertEqual(self.start_order(), ["behind"])
         os.kill(stopped.pid, signal.SIGCONT)  # it counts again, and gets its GPU
         self.assertEqual(stopped.wait(timeout=60), 0, stopped.stderr.read())
+
+
+    def test_a_waiter_stopped_with_ctrl_z_tells_the_one_behind_at_once(self):
+        # Issue 9: a waiter blocked behind another that can tell when it stops (the CLI takes
+        # Ctrl-Z itself) checks that one only every 60 s, so that a thousand waiters cost
+        # almost nothing. Ctrl-Z must therefore reach the one behind at once.
+        self.machine([gpu(i) for i in range(2)])
+        sup, job = self.hold("-n", "2")
+        # Its own process group in this session, as a shell's job is: a process group without
+        # a parent in the session (start_new_session) is orphaned and is never stopped.
+        stopped = self.waiter("stopped", start_new_session=False, process_group=0)
+        joined = time.time()  # its ticket is in the queue by now
+        self.wait_until(lambda: time.time() > joined + 11, timeout=60,
+                        what="the stopped waiter's 10 s of grace")
+        behind = self.waiter("behind")  # blocked behind it: its next own check is 60 s away
+        os.kill(stopped.pid, signal.SIGTSTP)
+        self.wait_until(lambda: process_state(stopped.pid) == "T", what="the waiter stopped")
+        os.kill(job, signal.SIGKILL)
+        sup.wait(timeout=60)
+        # Told, the waiter behind went first at once; it would have taken 60 s otherwise.
+        self.assertEqual(behind.wait(timeout=40), 0, behind.stderr.read())
+        self.assertEqual(self.start_order(), ["behind"])
+        self.assertEqual(process_state(stopped.pid), "T", "still stopped, still in line")
+        self.assertEqual(len(self.queue()), 1)
+        os.kill(stopped.pid, signal.SIGCONT)  # it counts again, and gets its GPUs
+        self.assertEqual(stopped.wait(timeout=60), 0, stopped.stderr.read())
+        self.assertEqual(self.start_order(), ["behind", "stopped"])
 
 
 class TimeoutAndSignalTest(QueueCase):

@@ -110,14 +110,52 @@ TEST_F(QueueFilesTest, WaitForTicketReturnsWhenItsWaiterLeaves) {
     EXPECT_EQ(alive->size(), 1U);
     auto pending = wait_for_ticket(*m_dir, 1);
     ASSERT_TRUE(pending.has_value() && pending->has_value()) << "the child holds it";
-    EXPECT_FALSE(readable_within((*pending)->ready_fd(), std::chrono::milliseconds(0)));
+    EXPECT_FALSE((*pending)->tells_when_stopped); // entered without the awake lock
+    EXPECT_FALSE(readable_within((*pending)->lock.ready_fd(), std::chrono::milliseconds(0)));
     (void)!::write(go[1], "g", 1);
-    ASSERT_TRUE(readable_within((*pending)->ready_fd(), std::chrono::seconds(30)));
-    EXPECT_EQ((*pending)->granted(), true); // the child has left
+    ASSERT_TRUE(readable_within((*pending)->lock.ready_fd(), std::chrono::seconds(30)));
+    EXPECT_EQ((*pending)->lock.granted(), true); // the child has left
     EXPECT_EQ(exit_code_of(child), 0);
     for (int fd : {ready[0], ready[1], go[0], go[1]}) {
         ::close(fd);
     }
+}
+
+// A waiter that tells when it stops (the CLI on Ctrl-Z) wakes whoever waits behind it at once,
+// and stays in line while it is stopped (queue_files.hpp, the awake lock).
+TEST_F(QueueFilesTest, AWaiterThatTellsWakesTheOneBehindWhenItPausesAndKeepsItsPlace) {
+    auto ticket = QueueTicket::enter(
+        *m_dir, [](std::uint64_t) { return std::string("x\n"); }, true);
+    ASSERT_TRUE(ticket.has_value());
+    auto behind = wait_for_ticket(*m_dir, ticket->seq());
+    ASSERT_TRUE(behind.has_value() && behind->has_value());
+    EXPECT_TRUE((*behind)->tells_when_stopped);
+    EXPECT_FALSE(readable_within((*behind)->lock.ready_fd(), std::chrono::milliseconds(50)));
+
+    ticket->pause();
+    ASSERT_TRUE(readable_within((*behind)->lock.ready_fd(), std::chrono::seconds(30)));
+    EXPECT_EQ((*behind)->lock.granted(), true);
+    EXPECT_EQ(read_tickets(*m_dir, {ticket->seq()}).size(), 1U) << "paused is not gone";
+
+    // Taking the awake lock back never waits: while the one behind still holds its shared
+    // lock, the ticket is one that cannot tell ...
+    ticket->resume();
+    auto meanwhile = wait_for_ticket(*m_dir, ticket->seq());
+    ASSERT_TRUE(meanwhile.has_value() && meanwhile->has_value());
+    EXPECT_FALSE((*meanwhile)->tells_when_stopped);
+    meanwhile->reset();
+    behind->reset(); // ... until it lets go; the next resume() then takes the lock back
+    ticket->resume();
+    auto again = wait_for_ticket(*m_dir, ticket->seq());
+    ASSERT_TRUE(again.has_value() && again->has_value());
+    EXPECT_TRUE((*again)->tells_when_stopped);
+    EXPECT_FALSE(readable_within((*again)->lock.ready_fd(), std::chrono::milliseconds(50)));
+
+    ticket->leave();
+    ASSERT_TRUE(readable_within((*again)->lock.ready_fd(), std::chrono::seconds(30)));
+    auto left = wait_for_ticket(*m_dir, ticket->seq());
+    ASSERT_TRUE(left.has_value());
+    EXPECT_FALSE(left->has_value());
 }
 
 TEST_F(QueueFilesTest, ReleaseWatchWakesOnAClaimEndingAndTimesOutOtherwise) {
