@@ -45,6 +45,28 @@ WORK = tempfile.mkdtemp(prefix="with-gpu-floor-")
 NO_CONFIG = os.path.join(WORK, "no-config")  # XDG_CONFIG_HOME: no user configuration
 
 
+def installed(path, name):
+    """A copy of the program at `path`, written in one go as a package manager writes it: the
+    one timed. The page cache a linker leaves behind makes a freshly linked binary start
+    slower (with-gpu --version 7-13 %) than the same bytes copied or read from disk
+    (2026-12-07, docs/benchmarks.md); every program compared is copied alike."""
+    os.makedirs(os.path.join(WORK, "bin"), exist_ok=True)
+    copy = os.path.join(WORK, "bin", name)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(copy, "wb") as f:
+        f.write(data)
+    os.chmod(copy, 0o755)
+    return copy
+
+
+BUILT = {"with-gpu": BIN, "floor": FLOOR}
+BIN, FLOOR = installed(BIN, "with-gpu"), installed(FLOOR, "floor")
+if OTHER:
+    BUILT["other with-gpu"] = OTHER
+    OTHER = installed(OTHER, "other-with-gpu")
+
+
 def uuid_of(i):
     return f"GPU-{i:08x}-2222-4333-8444-{i:012x}"
 
@@ -100,12 +122,16 @@ class Command:
 
 
 def alternate(commands, runs=RUNS):
-    """Runs the commands one after another, `runs` rounds (after WARM untimed rounds)."""
+    """Runs the commands one after another, `runs` rounds (after WARM untimed rounds). Each
+    round starts one command later, so that every command runs in every position equally
+    often: a run just after a similar one is faster (caches), and with a fixed order the
+    second of two binaries looked 5 % faster whichever it was (2026-12-07)."""
     for _ in range(WARM):
         for c in commands:
             c.run(timed=False)
-    for _ in range(runs):
-        for c in commands:
+    for r in range(runs):
+        shift = r % len(commands)
+        for c in commands[shift:] + commands[:shift]:
             c.run()
     return commands
 
@@ -230,7 +256,7 @@ def bench_launch():
     print(f"launch, 8 simulated A100s (sim/machines/a100x8.json), {RUNS} runs each, alternated:")
     show(cmds, floor)
     if OTHER:
-        print(f"  other ({OTHER}) / with-gpu: {other[0].median / ours.median:.2f}")
+        print(f"  other ({BUILT['other with-gpu']}) / with-gpu: {other[0].median / ours.median:.2f}")
     print(f"  added to a bare `true`: floor {floor.median - bare.median:.2f} ms, "
           f"with-gpu {ours.median - bare.median:.2f} ms "
           f"({(ours.median - bare.median) / (floor.median - bare.median):.2f}x the floor's)")
@@ -644,7 +670,9 @@ def bench_calls():
 try:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.makedirs(NO_CONFIG)
-    print(f"with-gpu: {BIN}\nfloor: {FLOOR}\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+    for name, path in BUILT.items():
+        print(f"{name}: {path} (timed as a copy, see installed())")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start")
     for what in WHAT:
         {"launch": bench_launch, "modes": bench_modes, "gpus": bench_gpus, "lockdir": bench_lockdir,

@@ -30,6 +30,10 @@ def ignore_sigtstp():
     signal.signal(signal.SIGTSTP, signal.SIG_IGN)
 
 
+def default_sigtstp():
+    signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+
+
 def process_state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
@@ -198,7 +202,8 @@ class StoppedWaiterTest(QueueCase):
         sup, job = self.hold("-n", "2")
         # Its own process group in this session, as a shell's job is: a process group without
         # a parent in the session (start_new_session) is orphaned and is never stopped.
-        stopped = self.waiter("stopped", start_new_session=False, process_group=0)
+        stopped = self.waiter("stopped", start_new_session=False, process_group=0,
+                              preexec_fn=default_sigtstp)  # whatever the test runner ignores
         joined = time.time()  # its ticket is in the queue by now
         self.wait_until(lambda: time.time() > joined + 11, timeout=60,
                         what="the stopped waiter's 10 s of grace")
