@@ -32,6 +32,15 @@ Error open_failed(const std::string& file, const char* call, int err) {
         hint};
 }
 
+struct flock first_byte(short type) {
+    struct flock range {};
+    range.l_type = type;
+    range.l_whence = SEEK_SET;
+    range.l_start = 0;
+    range.l_len = 1;
+    return range;
+}
+
 } // namespace
 
 Error tampered_lock_file(const std::string& file, const std::string& what) {
@@ -72,6 +81,21 @@ int flock_no_eintr(int fd, int operation) noexcept {
         }
     }
     return 0;
+}
+
+int first_byte_lock(int fd, short type, bool wait) noexcept {
+    struct flock range = first_byte(type);
+    while (::fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &range) != 0) {
+        if (errno != EINTR) {
+            return errno;
+        }
+    }
+    return 0;
+}
+
+bool first_byte_write_locked(int fd) noexcept {
+    struct flock range = first_byte(F_RDLCK); // what would stop a reader
+    return ::fcntl(fd, F_OFD_GETLK, &range) == 0 && range.l_type != F_UNLCK;
 }
 
 Result<OpenedLockFile> open_lock_file(const LockDir& dir, const std::string& name) {

@@ -33,6 +33,15 @@ struct OpenedLockFile {
 // flock(2) retried on EINTR; returns 0 or the errno value.
 [[nodiscard]] int flock_no_eintr(int fd, int operation) noexcept;
 
+// A record lock owned by the open file description (F_OFD_SETLK, or F_OFD_SETLKW when `wait`)
+// of `type` (F_RDLCK, F_WRLCK or F_UNLCK) on the first byte of `fd`'s file, retried on EINTR:
+// a queue ticket's awake lock (lock/queue_files.hpp). Record locks and flock locks do not
+// interact. Returns 0 or the errno value (EAGAIN when another holds a conflicting lock).
+[[nodiscard]] int first_byte_lock(int fd, short type, bool wait) noexcept;
+
+// Whether another open file description holds a write lock on the first byte of `fd`'s file.
+[[nodiscard]] bool first_byte_write_locked(int fd) noexcept;
+
 // The hint for a lock file that is a symlink or not a regular file.
 [[nodiscard]] Error tampered_lock_file(const std::string& file, const std::string& what);
 

@@ -1,5 +1,6 @@
 #include "lock/pending_lock.hpp"
 
+#include "lock/lock_file.hpp"
 #include "os/errno_text.hpp"
 
 #include <fmt/format.h>
@@ -29,28 +30,12 @@ struct PendingLock::Shared {
 namespace {
 
 int flock_retrying(int fd, int operation, bool wait) noexcept {
-    while (::flock(fd, wait ? operation : operation | LOCK_NB) != 0) {
-        if (errno != EINTR) {
-            return errno;
-        }
-    }
-    return 0;
+    return detail::flock_no_eintr(fd, wait ? operation : operation | LOCK_NB);
 }
 
-// A shared lock on byte 0, owned by the open file description (so it goes with the descriptor,
-// as a flock lock does, and not with the process, as a classic fcntl lock would).
 int first_byte_shared_retrying(int fd, int /*operation*/, bool wait) noexcept {
-    struct flock range {};
-    range.l_type = F_RDLCK;
-    range.l_whence = SEEK_SET;
-    range.l_start = 0;
-    range.l_len = 1;
-    while (::fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &range) != 0) {
-        if (errno != EINTR) {
-            return errno == EAGAIN || errno == EACCES ? EWOULDBLOCK : errno;
-        }
-    }
-    return 0;
+    const int err = detail::first_byte_lock(fd, F_RDLCK, wait);
+    return err == EAGAIN || err == EACCES ? EWOULDBLOCK : err;
 }
 
 Error flock_error(int err) {
@@ -61,10 +46,9 @@ Error flock_error(int err) {
 
 // The helper: blocks in flock, then says so. It owns a share of the state, so the descriptor
 // outlives an abandoned PendingLock until the lock has been given back.
-template <typename LockCall>
 void wait_in_background(const std::shared_ptr<PendingLock::Shared>& shared,
                         int fd,
-                        LockCall call,
+                        int (*call)(int fd, int operation, bool wait) noexcept,
                         int operation) {
     const int err = call(fd, operation, true);
     const std::lock_guard<std::mutex> guard(shared->mutex);
@@ -110,7 +94,7 @@ Result<PendingLock> PendingLock::start_with(Fd fd, LockCall call, int operation)
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     try {
-        std::thread(wait_in_background<LockCall>, shared, raw, call, operation).detach();
+        std::thread(wait_in_background, shared, raw, call, operation).detach();
     } catch (const std::system_error& e) {
         ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
         return fail(ErrorKind::failed, fmt::format("cannot start a thread: {}", e.what()));

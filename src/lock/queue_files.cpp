@@ -110,31 +110,9 @@ TicketState probe_ticket(const LockDir& dir, const std::string& name, int fd) {
     return TicketState::gone;
 }
 
-// The awake lock (queue_files.hpp): a record lock on the ticket's first byte, owned by the open
-// file description like the ticket's flock. `type` F_WRLCK takes it, F_UNLCK lets it go.
-// Returns 0 or an errno; never waits.
+// The awake lock (queue_files.hpp): `type` F_WRLCK takes it, F_UNLCK lets it go. Never waits.
 int set_awake_lock(int fd, short type) noexcept {
-    struct flock range {};
-    range.l_type = type;
-    range.l_whence = SEEK_SET;
-    range.l_start = 0;
-    range.l_len = 1;
-    while (::fcntl(fd, F_OFD_SETLK, &range) != 0) {
-        if (errno != EINTR) {
-            return errno;
-        }
-    }
-    return 0;
-}
-
-// Whether another open file description holds the awake lock of this ticket.
-bool awake_lock_held(int fd) noexcept {
-    struct flock range {};
-    range.l_type = F_RDLCK;
-    range.l_whence = SEEK_SET;
-    range.l_start = 0;
-    range.l_len = 1;
-    return ::fcntl(fd, F_OFD_GETLK, &range) == 0 && range.l_type != F_UNLCK;
+    return detail::first_byte_lock(fd, type, false);
 }
 
 // Writes all of `text` at the start of `fd`; false on failure (errno set).
@@ -376,7 +354,7 @@ Result<std::optional<TicketWait>> wait_for_ticket(const LockDir& dir, std::uint6
     if (!fd) {
         return std::optional<TicketWait>();
     }
-    if (awake_lock_held(fd.get())) {
+    if (detail::first_byte_write_locked(fd.get())) {
         // Its waiter runs and will say when it stops: wait for the awake lock, which it lets
         // go when it leaves, dies or is about to stop.
         auto pending = PendingLock::start_first_byte_shared(std::move(fd));

@@ -144,10 +144,15 @@ TEST_F(QueueFilesTest, AWaiterThatTellsWakesTheOneBehindWhenItPausesAndKeepsItsP
     ASSERT_TRUE(meanwhile.has_value() && meanwhile->has_value());
     EXPECT_FALSE((*meanwhile)->tells_when_stopped);
     meanwhile->reset();
-    behind->reset(); // ... until it lets go; the next resume() then takes the lock back
-    ticket->resume();
-    auto again = wait_for_ticket(*m_dir, ticket->seq());
-    ASSERT_TRUE(again.has_value() && again->has_value());
+    behind->reset(); // ... until it lets go (its helper thread closes the descriptor a moment
+                     // later); a later resume() then takes the lock back
+    Result<std::optional<TicketWait>> again = std::optional<TicketWait>();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    do {
+        ticket->resume();
+        again = wait_for_ticket(*m_dir, ticket->seq());
+        ASSERT_TRUE(again.has_value() && again->has_value());
+    } while (!(*again)->tells_when_stopped && std::chrono::steady_clock::now() < deadline);
     EXPECT_TRUE((*again)->tells_when_stopped);
     EXPECT_FALSE(readable_within((*again)->lock.ready_fd(), std::chrono::milliseconds(50)));
 
