@@ -66,10 +66,23 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     return _dist_info()
 
 
-def _build_package(build):
+BUILD_TYPES = ("Release", "RelWithDebInfo", "MinSizeRel", "Debug")
+
+
+def _build_type(config_settings):
+    """CMake's build type: Release, or what `pip install --config-settings build-type=Debug .` asks for."""
+    chosen = (config_settings or {}).get("build-type", "Release")
+    if chosen not in BUILD_TYPES:
+        raise SystemExit(f"with-gpu: unknown build-type {chosen!r}; use one of "
+                         f"{', '.join(BUILD_TYPES)} (pip install --config-settings build-type=Debug .)")
+    return chosen
+
+
+def _build_package(build, build_type):
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     subprocess.run(["cmake", "-S", SOURCE, "-B", build, *generator,
-                    "-DCMAKE_BUILD_TYPE=Release", "-DWITH_GPU_TESTS=OFF", "-DWITH_GPU_BENCH=OFF",
+                    f"-DCMAKE_BUILD_TYPE={build_type}", "-DWITH_GPU_TESTS=OFF",
+                    "-DWITH_GPU_BENCH=OFF",
                     "-DWITH_GPU_PYTHON=ON", f"-DWITH_GPU_PYTHON_EXECUTABLE={sys.executable}",
                     "-DWITH_GPU_WERROR=OFF"],  # a user's compiler may warn where ours does not
                    check=True, stdout=sys.stderr)
@@ -85,8 +98,9 @@ def _record_line(name, data):
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     wheel_name = f"{NAME}-{_version()}-{_tag()}.whl"
+    build_type = _build_type(config_settings)
     with tempfile.TemporaryDirectory(prefix="with-gpu-wheel-") as build:
-        package = _build_package(build)
+        package = _build_package(build, build_type)
         entries = []
         for top in ("with_gpu", "gpu_scheduler"):
             for directory, _, files in os.walk(os.path.join(package, top)):
