@@ -38,9 +38,10 @@ int first_byte_shared_retrying(int fd, int /*operation*/, bool wait) noexcept {
     return err == EAGAIN || err == EACCES ? EWOULDBLOCK : err;
 }
 
-Error flock_error(int err) {
+// Also for the record lock and the eventfd: the user's question is the same.
+Error lock_error(int err) {
     return Error{ErrorKind::failed,
-                 fmt::format("flock failed: {}", errno_text(err)),
+                 fmt::format("locking a file in the lock directory failed: {}", errno_text(err)),
                  "the lock directory must be on a local file system"};
 }
 
@@ -76,7 +77,7 @@ Result<PendingLock> PendingLock::start_with(Fd fd, LockCall call, int operation)
     auto shared = std::make_shared<Shared>();
     if (const int err = call(fd.get(), operation, false); err != EWOULDBLOCK) {
         if (err != 0) {
-            return tl::unexpected(flock_error(err));
+            return tl::unexpected(lock_error(err));
         }
         shared->fd = std::move(fd);
         shared->done = true;
@@ -84,7 +85,7 @@ Result<PendingLock> PendingLock::start_with(Fd fd, LockCall call, int operation)
     }
     shared->event = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!shared->event) {
-        return tl::unexpected(flock_error(errno));
+        return tl::unexpected(lock_error(errno));
     }
     const int raw = fd.get();
     shared->fd = std::move(fd);
@@ -122,7 +123,7 @@ Result<bool> PendingLock::granted() {
         return false;
     }
     if (m_shared->error != 0) {
-        return tl::unexpected(flock_error(m_shared->error));
+        return tl::unexpected(lock_error(m_shared->error));
     }
     return true;
 }

@@ -33,7 +33,7 @@ class PendingLock {
     ~PendingLock();
 
     // True once the lock is held (check after ready_fd() became readable), false while it is
-    // pending; an Error if the background flock failed.
+    // pending; an Error if the background lock call failed.
     [[nodiscard]] Result<bool> granted();
     // Readable once the lock is granted; -1 when it was granted at once.
     [[nodiscard]] int ready_fd() const noexcept;

@@ -73,7 +73,7 @@ class QueueTicket {
   private:
     QueueTicket(int dir_fd, std::uint64_t seq, std::string name, Fd fd, bool awake)
         : m_dir_fd(dir_fd), m_seq(seq), m_name(std::move(name)), m_fd(std::move(fd)),
-          m_tells(awake), m_paused(false) {}
+          m_tells(awake) {}
     int m_dir_fd = -1; // borrowed from the LockDir, which outlives the ticket
     std::uint64_t m_seq = 0;
     std::string m_name;
