@@ -4,6 +4,7 @@
 #include "core/look.hpp"
 #include "core/machine.hpp"
 #include "lock/queue_files.hpp"
+#include "lock/release_watch.hpp"
 #include "procfs/process_info.hpp"
 #include "queue/ticket.hpp"
 #include "report/decision_report.hpp"
@@ -169,6 +170,7 @@ class Acquisition {
     Notes m_notes;
     std::vector<std::string> m_fresh_notes;
     std::optional<lock::ReleaseWatch> m_watch;
+    lock::ClaimListing m_claim_files; // kept up to date by m_watch once we are in line
     std::optional<lock::QueueTicket> m_ticket;
     QueuePlace m_place;             // our ticket and the tickets that may be ahead of it
     std::uint64_t m_seen_leave = 0; // the last ticket we saw leave (0: none; no ticket has 0)
@@ -196,7 +198,13 @@ Result<Acquisition::Look> Acquisition::look_holding(Mode mode) {
     if (!held->note().empty()) {
         m_fresh_notes.push_back(held->note());
     }
-    auto seen = look(m_dir, m_machine, m_request, m_place, m_hooks.clock.unix_now(), m_fresh_notes);
+    auto seen = look(m_dir,
+                     m_machine,
+                     m_request,
+                     m_place,
+                     m_claim_files,
+                     m_hooks.clock.unix_now(),
+                     m_fresh_notes);
     m_notes.pass_on(m_fresh_notes, m_hooks.progress);
     if (!seen) {
         return tl::unexpected(seen.error());
@@ -225,6 +233,7 @@ Result<std::optional<Acquired>> Acquisition::claim_if_our_turn(queue::Turn& turn
         return tl::unexpected(claim.error());
     }
     if (!*claim) {
+        m_claim_files.forget(); // taken after all: the next look lists the directory again
         return std::optional<Acquired>();
     }
     if (foreign_process_appeared(turn.decision)) {
@@ -278,6 +287,7 @@ bool Acquisition::foreign_process_appeared(const selection::Decision& decision) 
 
 Result<void> Acquisition::enter_queue() {
     m_watch.emplace(lock::ReleaseWatch::open(m_dir));
+    m_claim_files = lock::ClaimListing(*m_watch);
     auto exclusive = take_decision_lock(m_dir, Mode::exclusive, true, m_deadline, m_hooks);
     if (!exclusive) {
         return tl::unexpected(exclusive.error().kind == ErrorKind::timeout ? timeout_error()

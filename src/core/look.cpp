@@ -63,6 +63,7 @@ Result<queue::Turn> look(const lock::LockDir& dir,
                          const gpu::MachineSnapshot& machine,
                          const selection::Request& request,
                          QueuePlace& place,
+                         lock::ClaimListing& claim_files,
                          std::int64_t now_unix,
                          std::vector<std::string>& notes) {
     auto tickets = read_earlier(dir, place, notes);
@@ -79,7 +80,7 @@ Result<queue::Turn> look(const lock::LockDir& dir,
         }
         earlier.push_back(std::move(t));
     }
-    auto claims = lock::read_claims(dir, machine.uuids(), &notes);
+    auto claims = lock::read_claims(dir, machine.uuids(), claim_files, &notes);
     if (!claims) {
         return tl::unexpected(claims.error());
     }

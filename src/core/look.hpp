@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gpu/snapshot.hpp"
+#include "lock/claim.hpp"
 #include "lock/lock_dir.hpp"
 #include "queue/ticket.hpp"
 #include "queue/turn.hpp"
@@ -33,11 +34,13 @@ struct QueuePlace {
 
 // Whose turn it is for `request`, counting only the tickets that arrived before ours (all of
 // them when not in line) and passing over waiters stopped past the grace period. Updates
-// `place.ahead` when in line.
+// `place.ahead` when in line; the claims are found through `claim_files`, which a waiter keeps
+// from look to look.
 [[nodiscard]] Result<queue::Turn> look(const lock::LockDir& dir,
                                        const gpu::MachineSnapshot& machine,
                                        const selection::Request& request,
                                        QueuePlace& place,
+                                       lock::ClaimListing& claim_files,
                                        std::int64_t now_unix,
                                        std::vector<std::string>& notes);
 

@@ -85,7 +85,9 @@ Result<selection::Decision> decide_now(const std::string& lock_dir,
         return selection::select(machine, request, {}, hooks.clock.unix_now());
     }
     QueuePlace newcomer;
-    auto turn = look((*opened)->dir, machine, request, newcomer, hooks.clock.unix_now(), fresh);
+    lock::ClaimListing claim_files;
+    auto turn = look(
+        (*opened)->dir, machine, request, newcomer, claim_files, hooks.clock.unix_now(), fresh);
     notes.pass_on(fresh, hooks.progress);
     if (!turn) {
         return tl::unexpected(turn.error());

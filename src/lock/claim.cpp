@@ -90,19 +90,24 @@ std::optional<ClaimFile> parse_claim_name(const std::string& name,
     return ClaimFile{std::string(uuid), uid, name};
 }
 
+std::vector<ClaimFile> claim_files_among(const std::vector<std::string>& names,
+                                         const std::vector<std::string>& uuids) {
+    std::vector<ClaimFile> files;
+    for (const auto& name : names) {
+        if (auto file = parse_claim_name(name, uuids)) {
+            files.push_back(std::move(*file));
+        }
+    }
+    return files;
+}
+
 Result<std::vector<ClaimFile>> list_claim_files(const LockDir& dir,
                                                 const std::vector<std::string>& uuids) {
     auto names = detail::list_names(dir);
     if (!names) {
         return tl::unexpected(std::move(names.error()));
     }
-    std::vector<ClaimFile> files;
-    for (const auto& name : *names) {
-        if (auto file = parse_claim_name(name, uuids)) {
-            files.push_back(std::move(*file));
-        }
-    }
-    return files;
+    return claim_files_among(*names, uuids);
 }
 
 enum class FileState {
@@ -526,21 +531,50 @@ void DecisionLock::give_up(std::string why) {
     m_note = std::move(why);
 }
 
+Result<const std::vector<std::string>*> ClaimListing::names(const LockDir& dir) {
+    // Before listing: what appears after this is reported next time.
+    const bool added = m_watch == nullptr || m_watch->take_names_added();
+    if (m_names && !added) {
+        return &*m_names;
+    }
+    auto listed = detail::list_names(dir);
+    if (!listed) {
+        return tl::unexpected(std::move(listed.error()));
+    }
+    ++m_listings;
+    listed->erase(std::remove_if(listed->begin(),
+                                 listed->end(),
+                                 [](const std::string& name) {
+                                     return name.compare(0, claim_prefix.size(), claim_prefix) != 0;
+                                 }),
+                  listed->end());
+    m_names = std::move(*listed);
+    return &*m_names;
+}
+
 Result<gpu::ClaimMap> read_claims(const LockDir& dir,
                                   const std::vector<std::string>& uuids,
+                                  std::vector<std::string>* notes) {
+    ClaimListing listing;
+    return read_claims(dir, uuids, listing, notes);
+}
+
+Result<gpu::ClaimMap> read_claims(const LockDir& dir,
+                                  const std::vector<std::string>& uuids,
+                                  ClaimListing& listing,
                                   std::vector<std::string>* notes) {
     for (const auto& uuid : uuids) {
         if (auto valid = check_uuid(uuid); !valid) {
             return tl::unexpected(std::move(valid.error()));
         }
     }
-    auto files = list_claim_files(dir, uuids);
-    if (!files) {
-        return tl::unexpected(std::move(files.error()));
+    auto names = listing.names(dir);
+    if (!names) {
+        return tl::unexpected(std::move(names.error()));
     }
     const auto me = static_cast<unsigned>(::geteuid());
     gpu::ClaimMap claims;
-    for (const auto& f : *files) {
+    for (const auto& f : claim_files_among(**names, uuids)) {
         auto seen = inspect(dir, f, me);
         if (!seen.note.empty() && notes != nullptr) {
             notes->push_back(std::move(seen.note));

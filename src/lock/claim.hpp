@@ -6,6 +6,7 @@
 #include "gpu/claim.hpp"
 #include "lock/lock_dir.hpp"
 #include "lock/pending_lock.hpp"
+#include "lock/release_watch.hpp"
 #include "os/fd.hpp"
 #include "util/error.hpp"
 
@@ -61,6 +62,32 @@ class DecisionLock {
     std::string m_note;
 };
 
+// The names of the claim files in the lock directory, kept between the looks of one waiter.
+// Listing the directory costs about half a microsecond per file in it, and a long queue puts
+// a ticket there for every waiter, so a waiter with a release watch lists it once and again
+// only when the watch saw a claim file appear: until then the names it has are what a listing
+// would find (inotify reports every file created, linked or renamed in; an overflow counts as
+// one). Only the names are kept: every look still reads each claim's state. Without a watch,
+// or with a degraded one, every look lists. docs/design/queue.md, "The head's look".
+class ClaimListing {
+  public:
+    ClaimListing() = default;
+    // `watch` must outlive the listing.
+    explicit ClaimListing(ReleaseWatch& watch) : m_watch(&watch) {}
+
+    // The names of the files that may be claims ("gpu-*.lock"), as of now.
+    [[nodiscard]] Result<const std::vector<std::string>*> names(const LockDir& dir);
+    // The next look lists the directory again.
+    void forget() noexcept { m_names.reset(); }
+    // How many times the directory was listed (for tests).
+    [[nodiscard]] unsigned listings() const noexcept { return m_listings; }
+
+  private:
+    ReleaseWatch* m_watch = nullptr;
+    std::optional<std::vector<std::string>> m_names;
+    unsigned m_listings = 0;
+};
+
 // Which of `uuids` are claimed now and the recorded holder of each (holder fields are empty
 // when the record is missing, unreadable or out of range). Call with a DecisionLock held.
 // Never creates a file; never blocks. A file in the lock directory named like a claim file
@@ -70,6 +97,11 @@ class DecisionLock {
 // Each such file adds a line to `notes` (when given) that names it.
 [[nodiscard]] Result<gpu::ClaimMap> read_claims(const LockDir& dir,
                                                 const std::vector<std::string>& uuids,
+                                                std::vector<std::string>* notes = nullptr);
+// The same, with the claim files' names from `listing`.
+[[nodiscard]] Result<gpu::ClaimMap> read_claims(const LockDir& dir,
+                                                const std::vector<std::string>& uuids,
+                                                ClaimListing& listing,
                                                 std::vector<std::string>* notes = nullptr);
 
 // A set of claimed GPUs, taken all or nothing. Move-only. Destroying it closes this process's

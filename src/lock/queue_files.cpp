@@ -9,9 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -388,40 +386,6 @@ Result<std::optional<TicketWait>> wait_for_ticket(const LockDir& dir, std::uint6
         return std::optional<TicketWait>(); // not held: its waiter has left (or died)
     }
     return std::optional<TicketWait>(TicketWait{std::move(*pending), false});
-}
-
-ReleaseWatch ReleaseWatch::open(const LockDir& dir) {
-    Fd fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    if (!fd) {
-        return ReleaseWatch(Fd{});
-    }
-    // Watch the directory we opened and checked, not whatever the path names now.
-    const std::string path = fmt::format("/proc/self/fd/{}", dir.fd());
-    if (::inotify_add_watch(fd.get(), path.c_str(), IN_CLOSE_WRITE | IN_DELETE) < 0 &&
-        ::inotify_add_watch(fd.get(), dir.path().c_str(), IN_CLOSE_WRITE | IN_DELETE) < 0) {
-        return ReleaseWatch(Fd{});
-    }
-    return ReleaseWatch(std::move(fd));
-}
-
-bool ReleaseWatch::take_events() {
-    if (!m_fd) {
-        return true; // degraded: every look might be news
-    }
-    alignas(inotify_event) char buffer[4096];
-    bool relevant = false;
-    ssize_t n = 0;
-    while ((n = ::read(m_fd.get(), buffer, sizeof buffer)) > 0) {
-        for (ssize_t offset = 0; offset < n;) {
-            const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
-            const std::string_view name = event->len > 0 ? event->name : "";
-            relevant = relevant || name.substr(0, 4) == "gpu-" ||
-                       name.substr(0, ticket_prefix.size()) == ticket_prefix ||
-                       (event->mask & IN_Q_OVERFLOW) != 0;
-            offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
-        }
-    }
-    return relevant;
 }
 
 } // namespace withgpu::lock

@@ -13,7 +13,6 @@
 #include "os/fd.hpp"
 #include "util/error.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -117,29 +116,5 @@ struct TicketWait {
 
 // "queue-00000000000000000042.ticket"
 [[nodiscard]] std::string ticket_file_name(std::uint64_t seq);
-
-// Wakes a waiter when something happens in the lock directory that may free a GPU for it:
-// a claim ends (the last descriptor of a gpu-*.lock file opened for writing is closed,
-// which the kernel does for a killed job too) or a ticket leaves. Uses inotify; where that
-// is unavailable (e.g. the per-user limit of inotify instances is reached) it falls back
-// to waking every 200 ms, so waiting still works, only less promptly and less cheaply.
-class ReleaseWatch {
-  public:
-    [[nodiscard]] static ReleaseWatch open(const LockDir& dir);
-
-    // Readable when something happened; -1 when degraded (then look again every
-    // degraded_interval instead).
-    [[nodiscard]] int fd() const noexcept { return m_fd.get(); }
-    [[nodiscard]] bool degraded() const noexcept { return !m_fd.valid(); }
-    // Reads what happened: true if a claim ended or a ticket left (other files' events are
-    // not news). Never blocks.
-    [[nodiscard]] bool take_events();
-
-    static constexpr std::chrono::milliseconds degraded_interval{200};
-
-  private:
-    explicit ReleaseWatch(Fd fd) : m_fd(std::move(fd)) {}
-    Fd m_fd;
-};
 
 } // namespace withgpu::lock

@@ -53,7 +53,8 @@ class LookTest : public ::testing::Test {
     }
     queue::Turn look_from(QueuePlace& place) {
         std::vector<std::string> notes;
-        auto turn = look(*m_dir, m_machine, {}, place, now_unix(), notes);
+        lock::ClaimListing claim_files;
+        auto turn = look(*m_dir, m_machine, {}, place, claim_files, now_unix(), notes);
         EXPECT_TRUE(turn.has_value()) << turn.error().message;
         EXPECT_TRUE(notes.empty());
         return turn ? std::move(*turn) : queue::Turn{};

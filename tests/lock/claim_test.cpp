@@ -1,5 +1,7 @@
 #include "lock/claim.hpp"
 #include "lock/lock_dir.hpp"
+#include "lock/queue_files.hpp"
+#include "lock/release_watch.hpp"
 #include "process.hpp"
 #include "support/temp_dir.hpp"
 
@@ -59,6 +61,18 @@ class ClaimTest : public ::testing::Test {
         auto decision = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
         EXPECT_TRUE(decision) << decision.error().message;
         auto claims = read_claims(dir(), uuids, notes);
+        if (!claims) {
+            ADD_FAILURE() << claims.error().message;
+            return {};
+        }
+        return *claims;
+    }
+
+    // The same, through `listing`, as a waiter looks.
+    gpu::ClaimMap claims_through(ClaimListing& listing, const std::vector<std::string>& uuids) {
+        auto decision = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
+        EXPECT_TRUE(decision) << decision.error().message;
+        auto claims = read_claims(dir(), uuids, listing);
         if (!claims) {
             ADD_FAILURE() << claims.error().message;
             return {};
@@ -238,6 +252,87 @@ TEST_F(ClaimTest, ReadClaimsReportsClaimedAndFreeWithTheRecordedHolder) {
     const std::string content = read_file(file_of(gpu_a));
     ASSERT_FALSE(content.empty());
     EXPECT_EQ(content.find('\n'), content.size() - 1);
+}
+
+// A waiter's looks list the directory once, however many tickets join, and again only when a
+// claim file appears; every claim's state is still read at every look.
+TEST_F(ClaimTest, AWatchedListingListsOnlyWhenAClaimFileAppears) {
+    auto watch = ReleaseWatch::open(dir());
+    ASSERT_FALSE(watch.degraded());
+    ClaimListing listing(watch);
+    EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
+    EXPECT_EQ(listing.listings(), 1U);
+
+    std::vector<QueueTicket> behind;
+    for (int i = 0; i < 50; ++i) {
+        auto t = QueueTicket::enter(dir(), [](std::uint64_t) { return std::string("t\n"); });
+        ASSERT_TRUE(t.has_value());
+        behind.push_back(std::move(*t));
+    }
+    EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
+    EXPECT_EQ(listing.listings(), 1U); // tickets are no claim files
+
+    std::optional<Claim> held = claim({gpu_a}); // creates its file
+    EXPECT_EQ(claims_through(listing, {gpu_a, gpu_b}).count(gpu_a), 1U);
+    EXPECT_EQ(listing.listings(), 2U);
+
+    held.reset(); // the file stays, unlocked
+    EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
+    held = claim({gpu_a}); // the same file again: no new name, a fresh state
+    EXPECT_EQ(claims_through(listing, {gpu_a, gpu_b}).count(gpu_a), 1U);
+    EXPECT_EQ(listing.listings(), 2U);
+
+    listing.forget();
+    EXPECT_EQ(claims_through(listing, {gpu_a, gpu_b}).count(gpu_a), 1U);
+    EXPECT_EQ(listing.listings(), 3U);
+}
+
+TEST_F(ClaimTest, AListingWithoutAWatchListsAtEveryLook) {
+    ClaimListing listing;
+    for (unsigned i = 1; i <= 3; ++i) {
+        EXPECT_TRUE(claims_through(listing, {gpu_a}).empty());
+        EXPECT_EQ(listing.listings(), i);
+    }
+}
+
+// The case the listing is kept for: another user claims after our first look.
+TEST_F(ClaimTest, AWatchedListingSeesAClaimAnotherUserMakesLater) {
+    WITH_GPU_REQUIRE_ROOT("to act as two users");
+    auto watch = ReleaseWatch::open(dir());
+    ASSERT_FALSE(watch.degraded());
+    ClaimListing listing(watch);
+    EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
+
+    wt::Pipe ready;
+    wt::Pipe finish;
+    const pid_t holder = wt::fork_process([&] {
+        if (!wt::become_nobody()) {
+            return 70;
+        }
+        auto dir_nobody = LockDir::open(path(), false);
+        if (!dir_nobody) {
+            return wt::report_error(dir_nobody.error());
+        }
+        auto held = Claim::try_acquire(*dir_nobody, {gpu_b});
+        if (!held || !held->has_value() || ::write(ready.write.get(), "x", 1) != 1) {
+            return 71;
+        }
+        char byte = 0;
+        finish.write.reset();
+        static_cast<void>(::read(finish.read.get(), &byte, 1));
+        return 0;
+    });
+    ready.write.reset();
+    finish.read.reset();
+    ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 1), "x");
+
+    const auto claims = claims_through(listing, {gpu_a, gpu_b});
+    ASSERT_EQ(claims.count(gpu_b), 1U);
+    EXPECT_EQ(claims.at(gpu_b).file_uid, std::optional<unsigned>(wt::nobody_uid));
+    EXPECT_EQ(listing.listings(), 2U);
+    finish.write.reset();
+    EXPECT_EQ(wt::exit_code_of(holder), 0);
+    EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
 }
 
 TEST_F(ClaimTest, RecordNamesTheSlurmJobItIsHeldFor) {

@@ -1,4 +1,3 @@
-#include "lock/claim.hpp"
 #include "lock/queue_files.hpp"
 #include "process.hpp"
 #include "support/temp_dir.hpp"
@@ -161,26 +160,6 @@ TEST_F(QueueFilesTest, AWaiterThatTellsWakesTheOneBehindWhenItPausesAndKeepsItsP
     auto left = wait_for_ticket(*m_dir, ticket->seq());
     ASSERT_TRUE(left.has_value());
     EXPECT_FALSE(left->has_value());
-}
-
-TEST_F(QueueFilesTest, ReleaseWatchWakesOnAClaimEndingAndTimesOutOtherwise) {
-    auto watch = ReleaseWatch::open(*m_dir);
-    ASSERT_FALSE(watch.degraded());
-    EXPECT_FALSE(readable_within(watch.fd(), std::chrono::milliseconds(50))); // nothing happened
-    {
-        auto claim = Claim::try_acquire(*m_dir, {"GPU-aaaa"});
-        ASSERT_TRUE(claim.has_value() && claim->has_value());
-    } // released here: the last descriptor of the lock file closes
-    ASSERT_TRUE(readable_within(watch.fd(), std::chrono::seconds(10)));
-    EXPECT_TRUE(watch.take_events());
-    EXPECT_FALSE(readable_within(watch.fd(), std::chrono::milliseconds(0))); // all read
-    // The decision lock's own file is not a release.
-    {
-        auto decision = DecisionLock::acquire(*m_dir, DecisionLock::Mode::exclusive);
-        ASSERT_TRUE(decision.has_value());
-    }
-    ASSERT_TRUE(readable_within(watch.fd(), std::chrono::seconds(10))); // an event ...
-    EXPECT_FALSE(watch.take_events());                                  // ... but no news
 }
 
 TEST(NextTicketSeq, IsOneMoreThanTheLatestLiveTicketSkippingNamesThatExist) {
