@@ -303,35 +303,14 @@ TEST_F(ClaimTest, AWatchedListingSeesAClaimAnotherUserMakesLater) {
     ClaimListing listing(watch);
     EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
 
-    wt::Pipe ready;
-    wt::Pipe finish;
-    const pid_t holder = wt::fork_process([&] {
-        if (!wt::become_nobody()) {
-            return 70;
-        }
-        auto dir_nobody = LockDir::open(path(), false);
-        if (!dir_nobody) {
-            return wt::report_error(dir_nobody.error());
-        }
-        auto held = Claim::try_acquire(*dir_nobody, {gpu_b});
-        if (!held || !held->has_value() || ::write(ready.write.get(), "x", 1) != 1) {
-            return 71;
-        }
-        char byte = 0;
-        finish.write.reset();
-        static_cast<void>(::read(finish.read.get(), &byte, 1));
-        return 0;
-    });
-    ready.write.reset();
-    finish.read.reset();
-    ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 1), "x");
+    wt::ClaimHeldElsewhere nobody(path(), {gpu_b}, wt::nobody_uid);
+    ASSERT_TRUE(nobody.started());
 
     const auto claims = claims_through(listing, {gpu_a, gpu_b});
     ASSERT_EQ(claims.count(gpu_b), 1U);
     EXPECT_EQ(claims.at(gpu_b).file_uid, std::optional<unsigned>(wt::nobody_uid));
     EXPECT_EQ(listing.listings(), 2U);
-    finish.write.reset();
-    EXPECT_EQ(wt::exit_code_of(holder), 0);
+    EXPECT_EQ(nobody.release(), 0);
     EXPECT_TRUE(claims_through(listing, {gpu_a, gpu_b}).empty());
 }
 
@@ -596,28 +575,8 @@ TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
     EXPECT_EQ(
         wt::run_in_child([&] { return as(user_a) ? wt::try_claim_here(path(), {gpu_a}) : 70; }),
         wt::child_acquired);
-    wt::Pipe ready;
-    wt::Pipe finish;
-    const pid_t holder = wt::fork_process([&] {
-        if (!as(user_b)) {
-            return 70;
-        }
-        auto dir_b = LockDir::open(path(), false);
-        if (!dir_b) {
-            return wt::report_error(dir_b.error());
-        }
-        auto held = Claim::try_acquire(*dir_b, {gpu_a});
-        if (!held || !held->has_value() || ::write(ready.write.get(), "x", 1) != 1) {
-            return 71;
-        }
-        char byte = 0;
-        finish.write.reset();
-        static_cast<void>(::read(finish.read.get(), &byte, 1));
-        return 0;
-    });
-    ready.write.reset();
-    finish.read.reset();
-    ASSERT_EQ(wt::read_with_deadline(ready.read.get(), 1), "x");
+    wt::ClaimHeldElsewhere b(path(), {gpu_a}, user_b);
+    ASSERT_TRUE(b.started());
 
     const int attack = wt::run_in_child([&] {
         if (!as(user_a)) {
@@ -629,8 +588,7 @@ TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
         return wt::try_claim_here(path(), {gpu_a});
     });
     EXPECT_EQ(attack, wt::child_busy);
-    finish.write.reset();
-    EXPECT_EQ(wt::exit_code_of(holder), 0);
+    EXPECT_EQ(b.release(), 0);
     EXPECT_EQ(
         wt::run_in_child([&] { return as(user_a) ? wt::try_claim_here(path(), {gpu_a}) : 70; }),
         wt::child_acquired);

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace withgpu::testing {
@@ -96,5 +97,54 @@ inline std::string read_with_deadline(
     buffer.resize(n > 0 ? static_cast<std::size_t>(n) : 0U);
     return buffer;
 }
+
+// A claim on `uuids` held by another process, running as `uid`, until release() or
+// destruction; started() says whether it holds it.
+class ClaimHeldElsewhere {
+  public:
+    ClaimHeldElsewhere(const std::string& dir_path,
+                       const std::vector<std::string>& uuids,
+                       uid_t uid) {
+        m_pid = fork_process([&] {
+            if (::setgroups(0, nullptr) != 0 || ::setgid(uid) != 0 || ::setuid(uid) != 0) {
+                return 70;
+            }
+            auto dir = lock::LockDir::open(dir_path, false);
+            if (!dir) {
+                return report_error(dir.error());
+            }
+            auto held = lock::Claim::try_acquire(*dir, uuids);
+            if (!held || !held->has_value() || ::write(m_ready.write.get(), "x", 1) != 1) {
+                return 71;
+            }
+            char byte = 0;
+            m_finish.write.reset();
+            static_cast<void>(::read(m_finish.read.get(), &byte, 1));
+            return 0;
+        });
+        m_ready.write.reset();
+        m_finish.read.reset();
+        m_started = read_with_deadline(m_ready.read.get(), 1) == "x";
+    }
+    ClaimHeldElsewhere(const ClaimHeldElsewhere&) = delete;
+    ClaimHeldElsewhere& operator=(const ClaimHeldElsewhere&) = delete;
+    ~ClaimHeldElsewhere() { static_cast<void>(release()); }
+
+    [[nodiscard]] bool started() const noexcept { return m_started; }
+    // Ends the claim; the holder's exit code (0: it held the claim until now), once.
+    int release() {
+        if (m_pid < 0) {
+            return -1;
+        }
+        m_finish.write.reset();
+        return exit_code_of(std::exchange(m_pid, -1));
+    }
+
+  private:
+    Pipe m_ready;
+    Pipe m_finish;
+    pid_t m_pid = -1;
+    bool m_started = false;
+};
 
 } // namespace withgpu::testing
