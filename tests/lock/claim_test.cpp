@@ -56,23 +56,20 @@ class ClaimTest : public ::testing::Test {
         return std::move(**claim);
     }
 
+    // What a look sees now, under the decision lock, with the claim files listed afresh.
     gpu::ClaimMap claims_now(const std::vector<std::string>& uuids,
                              std::vector<std::string>* notes = nullptr) {
-        auto decision = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
-        EXPECT_TRUE(decision) << decision.error().message;
-        auto claims = read_claims(dir(), uuids, notes);
-        if (!claims) {
-            ADD_FAILURE() << claims.error().message;
-            return {};
-        }
-        return *claims;
+        ClaimListing fresh;
+        return claims_through(fresh, uuids, notes);
     }
 
     // The same, through `listing`, as a waiter looks.
-    gpu::ClaimMap claims_through(ClaimListing& listing, const std::vector<std::string>& uuids) {
+    gpu::ClaimMap claims_through(ClaimListing& listing,
+                                 const std::vector<std::string>& uuids,
+                                 std::vector<std::string>* notes = nullptr) {
         auto decision = DecisionLock::acquire(dir(), DecisionLock::Mode::shared);
         EXPECT_TRUE(decision) << decision.error().message;
-        auto claims = read_claims(dir(), uuids, listing);
+        auto claims = read_claims(dir(), uuids, listing, notes);
         if (!claims) {
             ADD_FAILURE() << claims.error().message;
             return {};
