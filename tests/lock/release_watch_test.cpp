@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
 #include <poll.h>
 
 namespace withgpu::lock {
@@ -92,6 +93,25 @@ TEST_F(ReleaseWatchTest, SaysWhenAClaimFileMayHaveAppeared) {
 
     std::filesystem::remove(path() / "gpu-aaaa.0.lock"); // gone: a listing would miss nothing
     EXPECT_FALSE(watch.take_names_added());
+}
+
+// Events lost to a full queue could be anything: a release, a claim file appearing.
+TEST_F(ReleaseWatchTest, AnOverflowIsNewsAndMakesTheListingOld) {
+    std::ifstream limit_file("/proc/sys/fs/inotify/max_queued_events");
+    long limit = 0;
+    if (!(limit_file >> limit) || limit <= 0 || limit > 1000000) {
+        GTEST_SKIP() << "the inotify queue limit cannot be read, or is too large to fill";
+    }
+    auto watch = ReleaseWatch::open(*m_dir);
+    ASSERT_FALSE(watch.degraded());
+    EXPECT_TRUE(watch.take_names_added());
+    // Writes closed on two files in turn: events the kernel cannot merge, none of them news.
+    for (long i = 0; i <= limit; ++i) {
+        create(i % 2 == 0 ? "even" : "odd");
+    }
+    EXPECT_TRUE(watch.take_events());
+    EXPECT_TRUE(watch.take_names_added());
+    EXPECT_FALSE(watch.take_names_added()); // the next listing is complete again
 }
 
 } // namespace
