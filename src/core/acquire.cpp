@@ -170,7 +170,7 @@ class Acquisition {
     Notes m_notes;
     std::vector<std::string> m_fresh_notes;
     std::optional<lock::ReleaseWatch> m_watch;
-    lock::ClaimListing m_claim_files; // kept up to date by m_watch once we are in line
+    lock::ClaimListing m_claim_files; // kept up to date by m_watch once we watch
     std::optional<lock::QueueTicket> m_ticket;
     QueuePlace m_place;             // our ticket and the tickets that may be ahead of it
     std::uint64_t m_seen_leave = 0; // the last ticket we saw leave (0: none; no ticket has 0)
@@ -286,8 +286,6 @@ bool Acquisition::foreign_process_appeared(const selection::Decision& decision) 
 }
 
 Result<void> Acquisition::enter_queue() {
-    m_watch.emplace(lock::ReleaseWatch::open(m_dir));
-    m_claim_files = lock::ClaimListing(*m_watch);
     auto exclusive = take_decision_lock(m_dir, Mode::exclusive, true, m_deadline, m_hooks);
     if (!exclusive) {
         return tl::unexpected(exclusive.error().kind == ErrorKind::timeout ? timeout_error()
@@ -441,6 +439,12 @@ Result<void> Acquisition::wait_for_change(const queue::Turn& turn) {
             m_seen_leave = *turn.wait_behind;
         }
         refresh = *left && m_hooks.clock.now() - m_snapshot_taken >= m_waiting.poll;
+    } else if (!m_watch) {
+        // Only a waiter that watches needs inotify: an instance each, of the 128 a user may
+        // have. Opened now, and then we look again at once, which sees what was released
+        // before; what is released after, the watch reports.
+        m_watch.emplace(lock::ReleaseWatch::open(m_dir));
+        m_claim_files = lock::ClaimListing(*m_watch);
     } else {
         auto due = watch_releases(state);
         if (!due) {

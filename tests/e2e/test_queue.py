@@ -451,6 +451,39 @@ class LostWakeUpTest(QueueCase):
                 self.assertEqual(self.tickets_on_disk(), [])
 
 
+def open_kinds(pid):
+    """What the process's descriptors are: "inotify", "[eventfd]", paths..."""
+    kinds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            kinds.append(os.readlink(f"/proc/{pid}/fd/{fd}").removeprefix("anon_inode:"))
+        except OSError:
+            pass  # closed meanwhile
+    return kinds
+
+
+class WatchTest(QueueCase):
+    """A user may have 128 inotify instances (fs.inotify.max_user_instances): only a waiter
+    that watches for releases may use one, not every waiter in line."""
+
+    def test_only_the_waiter_that_watches_holds_an_inotify_instance(self):
+        self.machine([gpu(0)])
+        sup, job = self.hold()
+        head = self.waiter("head", "--poll", "1h")
+        behind = self.waiter("behind", "--poll", "1h")
+        self.wait_until(lambda: "inotify" in open_kinds(head.pid), what="the head's watch")
+        # Blocked behind the head's ticket: a lock wait on a helper thread, an eventfd.
+        self.wait_until(lambda: "[eventfd]" in open_kinds(behind.pid),
+                        what="the second waiter waiting behind the first")
+        self.assertNotIn("inotify", open_kinds(behind.pid))
+        # The one behind opens its watch once it is first in line, and is woken by the
+        # release all the same (both poll once an hour).
+        os.kill(job, signal.SIGKILL)
+        self.finish([head, behind])
+        self.assertEqual(self.start_order(), ["head", "behind"])
+        self.assertEqual(sup.wait(timeout=60), -signal.SIGKILL)
+
+
 class QueueStatusTest(QueueCase):
     def test_status_lists_waiters(self):
         self.machine([gpu(0), gpu(1)])
