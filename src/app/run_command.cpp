@@ -230,6 +230,7 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
                               (void)claim.record_holder(holder);
                               start_guard(guard, options, **acquired, pid, holder);
                               loaded.reset();
+                              (*acquired)->release_watch.reset();
                           });
     loaded.reset(); // the job could not start
     guard.reset();  // holds end with the job

@@ -246,8 +246,8 @@ Result<std::optional<Acquired>> Acquisition::claim_if_our_turn(queue::Turn& turn
                                           turn.decision.summary,
                                           format_wait(m_hooks.clock.now() - m_started)));
     }
-    return std::optional<Acquired>(
-        Acquired{std::move(**claim), std::move(m_machine), std::move(turn.decision)});
+    return std::optional<Acquired>(Acquired{
+        std::move(**claim), std::move(m_machine), std::move(turn.decision), std::move(m_watch)});
 }
 
 // A program started without with-gpu may have taken a chosen GPU between the NVML read and

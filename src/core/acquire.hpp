@@ -8,6 +8,7 @@
 #include "gpu/snapshot.hpp"
 #include "lock/claim.hpp"
 #include "lock/lock_dir.hpp"
+#include "lock/release_watch.hpp"
 #include "nvml/nvml.hpp"
 #include "selection/select.hpp"
 #include "util/error.hpp"
@@ -39,6 +40,10 @@ struct Acquired {
     lock::Claim claim;
     gpu::MachineSnapshot machine; // the snapshot the choice was made on
     selection::Decision decision;
+    // The watch of a waiter that watched, for the caller to close once the job runs: closing
+    // an inotify instance now and then waits for the kernel (about 15 ms, an SRCU grace period
+    // on the development VM), which must not delay the job's start.
+    std::optional<lock::ReleaseWatch> release_watch;
 };
 
 // Claims GPUs for `request` (its `visible` filled in, core/placement.hpp) in `dir`. `machine`

@@ -483,6 +483,19 @@ class WatchTest(QueueCase):
         self.assertEqual(self.start_order(), ["head", "behind"])
         self.assertEqual(sup.wait(timeout=60), -signal.SIGKILL)
 
+    def test_a_waiter_that_watched_lets_its_watch_go_once_its_job_runs(self):
+        self.machine([gpu(0)])
+        sup, job = self.hold()
+        waiter = self.popen_wg("--wait", "--poll", "1h", "sh", "-c", "echo $$; exec sleep 300")
+        self.wait_until(lambda: "inotify" in open_kinds(waiter.pid), what="its watch")
+        os.kill(job, signal.SIGKILL)
+        its_job = int(waiter.stdout.readline())
+        self.wait_until(lambda: "inotify" not in open_kinds(waiter.pid),
+                        what="its watch closed while its job runs")
+        os.kill(its_job, signal.SIGKILL)
+        self.assertEqual(waiter.wait(timeout=60), -signal.SIGKILL)
+        self.assertEqual(sup.wait(timeout=60), -signal.SIGKILL)
+
 
 class QueueStatusTest(QueueCase):
     def test_status_lists_waiters(self):
