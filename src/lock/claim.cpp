@@ -23,8 +23,6 @@ namespace withgpu::lock {
 
 namespace {
 
-constexpr const char* decision_lock_name = "decide.lock";
-
 // The reader never looks further than this; the writer keeps its record shorter.
 constexpr std::size_t max_record_bytes = 4096;
 
@@ -53,9 +51,6 @@ Error io_error(const std::string& file, const char* call, int err) {
 
 gpu::ClaimHolder read_holder(int fd);
 
-constexpr std::string_view claim_prefix = "gpu-";
-constexpr std::string_view claim_suffix = ".lock";
-
 // One entry of the lock directory named like a claim file of a GPU we asked about.
 struct ClaimFile {
     std::string uuid;
@@ -67,13 +62,13 @@ struct ClaimFile {
 // was not made by with-gpu and is none of our business.
 std::optional<ClaimFile> parse_claim_name(const std::string& name,
                                           const std::vector<std::string>& uuids) {
-    if (name.size() <= claim_prefix.size() + claim_suffix.size() ||
-        name.compare(0, claim_prefix.size(), claim_prefix) != 0 ||
-        name.compare(name.size() - claim_suffix.size(), claim_suffix.size(), claim_suffix) != 0) {
+    if (name.size() <= claim_file_prefix.size() + claim_file_suffix.size() ||
+        !name.starts_with(claim_file_prefix) || !name.ends_with(claim_file_suffix)) {
         return std::nullopt;
     }
     const std::string_view middle = std::string_view(name).substr(
-        claim_prefix.size(), name.size() - claim_prefix.size() - claim_suffix.size());
+        claim_file_prefix.size(),
+        name.size() - claim_file_prefix.size() - claim_file_suffix.size());
     const auto dot = middle.rfind('.');
     if (dot == std::string_view::npos) {
         return std::nullopt;
@@ -449,7 +444,7 @@ std::string format_claim_record(const gpu::ClaimHolder& holder) {
 }
 
 std::string lock_file_name(const std::string& uuid, unsigned uid) {
-    return fmt::format("{}{}.{}{}", claim_prefix, uuid, uid, claim_suffix);
+    return fmt::format("{}{}.{}{}", claim_file_prefix, uuid, uid, claim_file_suffix);
 }
 
 Result<DecisionLock> DecisionLock::start(const LockDir& dir, Mode mode, bool create) {
@@ -542,12 +537,13 @@ Result<const std::vector<std::string>*> ClaimListing::names(const LockDir& dir) 
         return tl::unexpected(std::move(listed.error()));
     }
     ++m_listings;
-    listed->erase(std::remove_if(listed->begin(),
-                                 listed->end(),
-                                 [](const std::string& name) {
-                                     return name.compare(0, claim_prefix.size(), claim_prefix) != 0;
-                                 }),
-                  listed->end());
+    listed->erase(
+        std::remove_if(listed->begin(),
+                       listed->end(),
+                       [](const std::string& name) {
+                           return name.compare(0, claim_file_prefix.size(), claim_file_prefix) != 0;
+                       }),
+        listed->end());
     m_names = std::move(*listed);
     return &*m_names;
 }

@@ -241,14 +241,11 @@ Result<LockDir> LockDir::open(const std::string& path, bool create) {
 
 namespace {
 
-bool ends_with(std::string_view text, std::string_view end) {
-    return text.size() >= end.size() && text.substr(text.size() - end.size()) == end;
-}
-
 // A name with-gpu gives its files: claim files, tickets, the decision lock.
 bool made_by_with_gpu(std::string_view name) {
-    return name == "decide.lock" || (name.rfind("gpu-", 0) == 0 && ends_with(name, ".lock")) ||
-           (name.rfind("queue-", 0) == 0 && ends_with(name, ".ticket"));
+    return name == decision_lock_name ||
+           (name.starts_with(claim_file_prefix) && name.ends_with(claim_file_suffix)) ||
+           (name.starts_with(ticket_file_prefix) && name.ends_with(ticket_file_suffix));
 }
 
 } // namespace

@@ -7,10 +7,19 @@
 #include "util/error.hpp"
 
 #include <string>
+#include <string_view>
 
 namespace withgpu::lock {
 
 using gpu::default_lock_dir;
+
+// The names with-gpu gives its files there: claim files "gpu-<UUID>.<uid>.lock"
+// (lock/claim.hpp), tickets "queue-<seq>.ticket" (lock/queue_files.hpp), the decision lock.
+inline constexpr std::string_view claim_file_prefix = "gpu-";
+inline constexpr std::string_view claim_file_suffix = ".lock";
+inline constexpr std::string_view ticket_file_prefix = "queue-";
+inline constexpr std::string_view ticket_file_suffix = ".ticket";
+inline constexpr const char* decision_lock_name = "decide.lock";
 
 class LockDir {
   public:

@@ -17,8 +17,6 @@ namespace withgpu::lock {
 
 namespace {
 
-constexpr std::string_view ticket_prefix = "queue-";
-constexpr std::string_view ticket_suffix = ".ticket";
 constexpr std::size_t ticket_digits = 20; // every uint64_t fits
 constexpr std::size_t max_ticket_bytes = std::size_t{64} * 1024;
 
@@ -31,12 +29,12 @@ Error io_error(const LockDir& dir, const std::string& name, const char* call, in
 // The seq in "queue-<20 digits>.ticket" within [1, max_ticket_seq], or nothing: any other
 // name (unpadded, out of range) was not made by with-gpu and is not a ticket at all.
 std::optional<std::uint64_t> seq_of(std::string_view name) {
-    if (name.size() != ticket_prefix.size() + ticket_digits + ticket_suffix.size() ||
-        name.substr(0, ticket_prefix.size()) != ticket_prefix ||
-        name.substr(name.size() - ticket_suffix.size()) != ticket_suffix) {
+    if (name.size() != ticket_file_prefix.size() + ticket_digits + ticket_file_suffix.size() ||
+        name.substr(0, ticket_file_prefix.size()) != ticket_file_prefix ||
+        name.substr(name.size() - ticket_file_suffix.size()) != ticket_file_suffix) {
         return std::nullopt;
     }
-    const std::string_view digits = name.substr(ticket_prefix.size(), ticket_digits);
+    const std::string_view digits = name.substr(ticket_file_prefix.size(), ticket_digits);
     std::uint64_t seq = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
     if (ec != std::errc() || end != digits.data() + digits.size() || seq == 0 ||
@@ -186,7 +184,7 @@ std::optional<std::uint64_t> next_ticket_seq(const std::vector<std::uint64_t>& l
 }
 
 std::string ticket_file_name(std::uint64_t seq) {
-    return fmt::format("{}{:020}{}", ticket_prefix, seq, ticket_suffix);
+    return fmt::format("{}{:020}{}", ticket_file_prefix, seq, ticket_file_suffix);
 }
 
 Result<QueueTicket> QueueTicket::enter(const LockDir& dir,

@@ -13,7 +13,7 @@ namespace {
 
 // Claims and tickets: the only files whose events can matter to a waiter.
 bool claim_or_ticket(std::string_view name) {
-    return name.substr(0, 4) == "gpu-" || name.substr(0, 6) == "queue-";
+    return name.starts_with(claim_file_prefix) || name.starts_with(ticket_file_prefix);
 }
 
 } // namespace
@@ -49,7 +49,8 @@ bool ReleaseWatch::take_events() {
             // a listing made before it is out of date.
             const bool appeared = (event->mask & (IN_CREATE | IN_MOVED_TO)) != 0;
             relevant = relevant || lost || (!appeared && claim_or_ticket(name));
-            m_names_added = m_names_added || lost || (appeared && name.substr(0, 4) == "gpu-");
+            m_names_added =
+                m_names_added || lost || (appeared && name.starts_with(claim_file_prefix));
             offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
         }
     }
