@@ -565,9 +565,7 @@ TEST_F(ClaimTest, TheCreatorOfALockFileCannotDefeatAnotherUsersClaim) {
     WITH_GPU_REQUIRE_ROOT("to act as two users");
     constexpr uid_t user_a = 61001;
     constexpr uid_t user_b = 61002;
-    const auto as = [](uid_t uid) {
-        return ::setgroups(0, nullptr) == 0 && ::setgid(uid) == 0 && ::setuid(uid) == 0;
-    };
+    const auto as = [](uid_t uid) { return wt::become(uid, uid); };
     // A claims once (its files stay behind), then B claims and holds.
     EXPECT_EQ(
         wt::run_in_child([&] { return as(user_a) ? wt::try_claim_here(path(), {gpu_a}) : 70; }),

@@ -56,9 +56,13 @@ inline int run_in_child(const std::function<int()>& body) {
     return exit_code_of(fork_process(body));
 }
 
-// Gives up root in a child so that permission checks apply to it.
+// Gives up root in a child so that permission checks apply to it: user `uid`, group `gid`.
+inline bool become(uid_t uid, gid_t gid) {
+    return ::setgroups(0, nullptr) == 0 && ::setgid(gid) == 0 && ::setuid(uid) == 0;
+}
+
 inline bool become_nobody() {
-    return ::setgroups(0, nullptr) == 0 && ::setgid(nobody_gid) == 0 && ::setuid(nobody_uid) == 0;
+    return become(nobody_uid, nobody_gid);
 }
 
 inline int report_error(const Error& error) {
@@ -106,7 +110,7 @@ class ClaimHeldElsewhere {
                        const std::vector<std::string>& uuids,
                        uid_t uid) {
         m_pid = fork_process([&] {
-            if (::setgroups(0, nullptr) != 0 || ::setgid(uid) != 0 || ::setuid(uid) != 0) {
+            if (!become(uid, uid)) {
                 return 70;
             }
             auto dir = lock::LockDir::open(dir_path, false);
