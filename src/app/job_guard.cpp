@@ -185,12 +185,9 @@ struct JobGuard::State {
         return n == 0;
     }
 
+    // Started when the first work is due (first_work_after): the holds, or the first
+    // placement check.
     void run() {
-        // Without a hold, nothing is due before the first placement check: a short job ends
-        // before NVML is even opened, and costs nothing for being guarded.
-        if (!settings.hold.on() && !sleep(settings.placement_poll)) {
-            return;
-        }
         auto nvml = nvml::Nvml::open(settings.nvml_library);
         if (!nvml) {
             say(fmt::format("warning: cannot watch the job's GPUs: {}", nvml.error().message));
@@ -234,6 +231,10 @@ struct JobGuard::State {
         }
     }
 };
+
+std::chrono::milliseconds JobGuard::first_work_after(const GuardSettings& settings) {
+    return settings.hold.on() ? std::chrono::milliseconds(0) : settings.placement_poll;
+}
 
 void JobGuard::adopt_orphans() {
     (void)::prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL); // best effort (old kernels)

@@ -41,6 +41,11 @@ class JobGuard {
     // Makes with-gpu a child subreaper; call before the job starts.
     static void adopt_orphans();
 
+    // How long after the job starts the guard first has work: at once with a hold, else at
+    // the first placement check. The caller starts it then, so that a job which ends sooner
+    // costs no thread (run::JobHooks::after).
+    [[nodiscard]] static std::chrono::milliseconds first_work_after(const GuardSettings& settings);
+
     // Starts guarding `job` (its pid) on `claimed`, the other GPUs being `others`. `claim`
     // and `holder` are the claim's, for recording holds in the claim files (--status shows
     // them); the guard is their only writer from now on.

@@ -60,8 +60,7 @@ Result<core::Acquired> acquire(const cli::Options& options,
                                const core::Placement& placement,
                                const nvml::Nvml& nvml,
                                gpu::MachineSnapshot machine,
-                               const lock::LockDir& dir,
-                               const std::string& user) {
+                               const lock::LockDir& dir) {
     TerminalProgress progress(options.quiet);
     std::optional<Interrupts> interrupts;
     if (options.launch.wait) {
@@ -71,7 +70,8 @@ Result<core::Acquired> acquire(const cli::Options& options,
                             interrupts ? interrupts->cancellation() : core::Cancellation{},
                             core::system_clock(),
                             interrupts ? interrupts->stopping() : core::Stopping{}};
-    const core::Identity who{static_cast<int>(::getpid()), user, join_command(options.command)};
+    const core::Identity who{
+        static_cast<int>(::getpid()), ::getuid(), join_command(options.command)};
     const core::Waiting waiting{options.launch.wait, options.launch.timeout, options.launch.poll};
     auto got = core::acquire(placement.request, waiting, who, nvml, std::move(machine), dir, hooks);
     if (!got && got.error().kind == ErrorKind::cancelled && interrupts && interrupts->received()) {
@@ -113,7 +113,6 @@ void say_why(const cli::Options& options, const core::Acquired& acquired) {
 // done by then (`exit`).
 Result<std::optional<core::Acquired>> claim_gpus(const cli::Options& options,
                                                  core::Placement& placement,
-                                                 const std::string& user,
                                                  std::optional<nvml::Nvml>& loaded,
                                                  int& exit) {
     // --dry-run shows every figure; a launch reads only what it chooses by.
@@ -139,7 +138,7 @@ Result<std::optional<core::Acquired>> claim_gpus(const cli::Options& options,
     if (!dir) {
         return tl::unexpected(dir.error());
     }
-    auto got = acquire(options, placement, opened->nvml, std::move(*machine), *dir, user);
+    auto got = acquire(options, placement, opened->nvml, std::move(*machine), *dir);
     if (!got) {
         return tl::unexpected(got.error());
     }
@@ -148,21 +147,25 @@ Result<std::optional<core::Acquired>> claim_gpus(const cli::Options& options,
     return std::optional<core::Acquired>(std::move(*got));
 }
 
+GuardSettings guard_settings(const cli::Options& options) {
+    GuardSettings settings;
+    settings.hold = options.launch.hold;
+    settings.hold_timeout = options.launch.hold_timeout;
+    settings.kill_misplaced = options.launch.kill_misplaced;
+    settings.placement_poll = options.launch.poll;
+    settings.nvml_library = options.launch.nvml_library;
+    settings.quiet = options.quiet;
+    return settings;
+}
+
 // The guard of the job `pid`: its holds, if --hold, and the placement check. A guard that
 // cannot start costs the job nothing but a warning.
 void start_guard(std::optional<JobGuard>& guard,
-                 const cli::Options& options,
+                 const GuardSettings& settings,
                  core::Acquired& acquired,
                  pid_t pid,
                  const gpu::ClaimHolder& holder) noexcept {
     try {
-        GuardSettings settings;
-        settings.hold = options.launch.hold;
-        settings.hold_timeout = options.launch.hold_timeout;
-        settings.kill_misplaced = options.launch.kill_misplaced;
-        settings.placement_poll = options.launch.poll;
-        settings.nvml_library = options.launch.nvml_library;
-        settings.quiet = options.quiet;
         std::vector<GuardedGpu> claimed;
         std::vector<GuardedGpu> others;
         for (const auto& g : acquired.machine.gpus) {
@@ -171,12 +174,7 @@ void start_guard(std::optional<JobGuard>& guard,
                                           g.index) != acquired.decision.chosen.end();
             (chosen ? claimed : others).push_back({g.index, g.uuid, g.pci_bus_id});
         }
-        guard.emplace(std::move(settings),
-                      pid,
-                      std::move(claimed),
-                      std::move(others),
-                      acquired.claim,
-                      holder);
+        guard.emplace(settings, pid, std::move(claimed), std::move(others), acquired.claim, holder);
     } catch (const std::exception& e) {
         fmt::print(stderr, "with-gpu: warning: the job runs unguarded: {}\n", e.what());
     }
@@ -200,10 +198,7 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
     }
     int exit = exit_ok;
     std::optional<nvml::Nvml> loaded; // NVML, its session ended: unloaded once the job runs
-    // Ours, for the ticket and the claim record (--dry-run writes neither).
-    const std::string user =
-        options.mode == cli::Options::Mode::dry_run ? std::string() : procfs::user_name(::getuid());
-    auto acquired = claim_gpus(options, *placement, user, loaded, exit);
+    auto acquired = claim_gpus(options, *placement, loaded, exit);
     if (!acquired || !*acquired) {
         return acquired ? Result<int>(exit) : tl::unexpected(acquired.error());
     }
@@ -212,26 +207,33 @@ Result<int> run_command(const cli::Options& options, const core::ProcessEnvironm
 
     gpu::ClaimHolder holder;
     holder.supervisor_pid = static_cast<int>(::getpid());
-    holder.user = user;
     holder.command = join_command(options.command);
     holder.since_unix = now_unix();
-    // The record is diagnostic (for --status); failing to write it must not stop the job.
-    (void)claim.record_holder(holder);
 
-    // The guard (holds, placement check) starts once the job runs, beside it.
     JobGuard::adopt_orphans();
     std::optional<JobGuard> guard;
+    const GuardSettings guarding = guard_settings(options);
+    run::JobHooks beside;
+    // Once the job runs, beside it (nothing here delays its start): the claim's record, and
+    // NVML and the watch let go.
+    beside.started = [&](pid_t pid) noexcept {
+        holder.pid = static_cast<int>(pid);
+        holder.user = procfs::user_name(::getuid()); // NSS can be slow (nscd, LDAP)
+        // The record is diagnostic (for --status); failing to write it must not stop the job.
+        (void)claim.record_holder(holder);
+        loaded.reset();
+        (*acquired)->release_watch.reset();
+    };
+    // The guard (holds, placement check) starts when it first has work: a short job ends first.
+    beside.after = JobGuard::first_work_after(guarding);
+    beside.still_running = [&](pid_t pid) noexcept {
+        start_guard(guard, guarding, **acquired, pid, holder);
+    };
     auto status =
         run::run_and_wait(*command,
                           run::job_environment(env.variables, chosen_gpus(*placement, **acquired)),
                           claim.descriptors(),
-                          [&](pid_t pid) noexcept {
-                              holder.pid = static_cast<int>(pid);
-                              (void)claim.record_holder(holder);
-                              start_guard(guard, options, **acquired, pid, holder);
-                              loaded.reset();
-                              (*acquired)->release_watch.reset();
-                          });
+                          beside);
     loaded.reset(); // the job could not start
     guard.reset();  // holds end with the job
     if (!status) {

@@ -11,6 +11,7 @@
 #include "os/clock.hpp"
 #include "os/errno_text.hpp"
 #include "os/fd.hpp"
+#include "os/process_handle.hpp"
 #include "procfs/process_info.hpp"
 #include "slurm/allocation.hpp"
 #include "slurm/gres_conf.hpp"
@@ -26,10 +27,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <poll.h>
 #include <set>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -363,20 +362,11 @@ bool is_holder(int pid) {
 
 // Ends one holder: SIGTERM, then SIGKILL if it has not gone within 10 s.
 void end_holder(int pid) {
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    Fd watched(pidfd);
+    const ProcessHandle holder = ProcessHandle::open(pid); // before the signal: pids are reused
     ::kill(pid, SIGTERM);
-    if (watched) {
-        pollfd gone{watched.get(), POLLIN, 0};
-        int ready = 0;
-        do {
-            ready = ::poll(&gone, 1, 10000);
-        } while (ready < 0 && errno == EINTR);
-        if (ready > 0) {
-            return;
-        }
+    if (!holder.ends_within(std::chrono::seconds(10))) {
+        ::kill(pid, SIGKILL);
     }
-    ::kill(pid, SIGKILL);
 }
 
 // The GPUs slurmd gave the job, as minor numbers, and the variable's text they came from.

@@ -297,7 +297,7 @@ Result<void> Acquisition::enter_queue() {
     }
     queue::Ticket mine;
     mine.pid = m_who.pid;
-    mine.user = m_who.user;
+    mine.user = procfs::user_name(m_who.uid);
     mine.command = m_who.command;
     mine.since_unix = m_hooks.clock.unix_now();
     mine.request = m_request;

@@ -16,13 +16,14 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 
 namespace withgpu::core {
 
 // Who waits, for the ticket other waiters and --status read.
 struct Identity {
     int pid = 0;
-    std::string user;
+    uid_t uid = 0; // the ticket names the user: looked up only if one is written (NSS is slow)
     std::string command;
 };
 

@@ -126,8 +126,7 @@ Lease acquire(const Request& request, const WaitOptions& wait, const Context& co
     CallbackProgress progress(wait);
     const core::Hooks hooks{
         progress, core::Cancellation{wait.cancel_fd, wait.cancel_requested, wait.check_every}};
-    const core::Identity who{
-        static_cast<int>(::getpid()), withgpu::procfs::user_name(::getuid()), own_command_line()};
+    const core::Identity who{static_cast<int>(::getpid()), ::getuid(), own_command_line()};
     const core::Waiting waiting{looked.launch.wait,
                                 looked.launch.timeout,
                                 looked.launch.poll,
@@ -142,7 +141,7 @@ Lease acquire(const Request& request, const WaitOptions& wait, const Context& co
     withgpu::gpu::ClaimHolder holder;
     holder.pid = who.pid;
     holder.supervisor_pid = who.pid;
-    holder.user = who.user;
+    holder.user = withgpu::procfs::user_name(who.uid);
     holder.command = who.command;
     holder.since_unix = withgpu::now_unix();
     (void)got.claim.record_holder(holder); // diagnostic (for --status); never fails a claim

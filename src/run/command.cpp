@@ -1,6 +1,7 @@
 #include "run/command.hpp"
 
 #include "os/errno_text.hpp"
+#include "os/process_handle.hpp"
 #include "run/signal_forwarder.hpp"
 
 #include <fmt/format.h>
@@ -244,7 +245,7 @@ Result<ResolvedCommand> resolve_command(const std::vector<std::string>& argv,
 Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
                                 const std::vector<std::string>& env,
                                 const std::vector<int>& inherit_fds,
-                                const std::function<void(pid_t)>& on_started) {
+                                const JobHooks& hooks) {
     SpawnFileActions actions;
     SpawnAttributes attributes;
     if (!actions.ok() || !attributes.ok()) {
@@ -298,8 +299,12 @@ Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
     forwarder.set_child(pid);
     blocker.unblock();
 
-    if (on_started) {
-        on_started(pid);
+    if (hooks.started) {
+        hooks.started(pid);
+    }
+    if (hooks.still_running &&
+        (hooks.after.count() <= 0 || !ProcessHandle::open(pid).ends_within(hooks.after))) {
+        hooks.still_running(pid);
     }
 
     // 3. Wait without reaping: while the child is a zombie its pid cannot be reused, so the
@@ -356,6 +361,13 @@ void exit_as(const ExitStatus& status) {
     }
     // Still alive: the signal does not end a process (or is out of range).
     ::_exit(128 + signal);
+}
+
+Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
+                                const std::vector<std::string>& env,
+                                const std::vector<int>& inherit_fds,
+                                const std::function<void(pid_t)>& on_started) {
+    return run_and_wait(command, env, inherit_fds, JobHooks{on_started, {}, {}});
 }
 
 } // namespace withgpu::run

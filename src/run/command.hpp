@@ -4,6 +4,7 @@
 
 #include "util/error.hpp"
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,14 +31,30 @@ struct ExitStatus {
     bool core_dumped = false;
 };
 
+// What the parent does while the job runs, on the thread that waits for it.
+struct JobHooks {
+    // As soon as the job exists, with its pid.
+    std::function<void(pid_t)> started;
+    // Once the job has run for `after`, if it still runs: a job that ends sooner never gets
+    // it, so work a short job does not need is never done. Called at once when the kernel
+    // cannot tell (no pidfd).
+    std::chrono::milliseconds after{0};
+    std::function<void(pid_t)> still_running;
+};
+
 // Starts the command (posix_spawn with default signal dispositions and an empty mask, same
 // process group, stdin/stdout/stderr and terminal inherited), passes on TERM, HUP, INT,
 // QUIT, USR1, USR2 that are sent to with-gpu by kill(2) (terminal-generated INT/QUIT already
 // reach the child through its process group and are not sent twice), and waits for it.
 // `env` is the child's whole environment as "NAME=value". `inherit_fds` stay open in the
-// child (every other descriptor of ours is close-on-exec). `on_started` runs in the parent
-// once the child exists. Errors: spawn failures (ErrorKind::not_found / not_executable /
-// environment).
+// child (every other descriptor of ours is close-on-exec). Errors: spawn failures
+// (ErrorKind::not_found / not_executable / environment).
+[[nodiscard]] Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
+                                              const std::vector<std::string>& env,
+                                              const std::vector<int>& inherit_fds,
+                                              const JobHooks& hooks);
+
+// The same, with only `on_started` (JobHooks::started).
 [[nodiscard]] Result<ExitStatus> run_and_wait(const ResolvedCommand& command,
                                               const std::vector<std::string>& env,
                                               const std::vector<int>& inherit_fds,

@@ -172,6 +172,22 @@ class PlacementTest(HoldCase):
         self.assertIn(f"the job's process {job}", err)
         self.assertIn("uses GPU 1", err)
 
+    def test_the_guard_thread_starts_only_when_the_first_placement_check_is_due(self):
+        """Without --hold the guard has nothing to do before the first check, --poll after the
+        job starts: a job that ends sooner never has a thread beside it (issue 9)."""
+        count = "ls /proc/$PPID/task | wc -l"  # $PPID: with-gpu, which started the job
+        child, (job, threads) = self.start("--gpu", "0", "--poll", "10m",
+                                           job=f"echo $$ $({count}); exec sleep 300")
+        self.assertEqual(threads, 1, "no guard thread before the first check is due")
+        os.kill(job, signal.SIGTERM)
+        child.communicate(timeout=30)
+        child, (job, threads) = self.start("--gpu", "0", "--poll", "100ms",
+                                           job=f"echo $$ $({count}); exec sleep 300")
+        wait_until(lambda: len(os.listdir(f"/proc/{child.pid}/task")) == 2,
+                   what="the guard thread, once the check is due")
+        os.kill(job, signal.SIGTERM)
+        child.communicate(timeout=30)
+
     def test_on_misplaced_kill_stops_the_job(self):
         child, (job,) = self.start("--gpu", "0", "--poll", "100ms", "--on-misplaced=kill")
         self.show({1: [job]})

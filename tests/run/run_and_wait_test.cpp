@@ -17,6 +17,7 @@ namespace withgpu::run {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 using withgpu::testing::TempDir;
 
 std::vector<std::string> test_env() {
@@ -164,11 +165,65 @@ TEST(RunAndWait, OnStartedGetsTheChildsPid) {
     EXPECT_EQ(read_file(out), std::to_string(reported) + "\n");
 }
 
+// JobHooks: what the parent does beside the job, and when.
+struct HookCalls {
+    std::vector<std::string> events;
+    pid_t started = -1;
+    pid_t still_running = -1;
+};
+
+JobHooks recording(HookCalls& calls, std::chrono::milliseconds after) {
+    JobHooks hooks;
+    hooks.started = [&calls](pid_t pid) {
+        calls.events.emplace_back("started");
+        calls.started = pid;
+    };
+    hooks.after = after;
+    hooks.still_running = [&calls](pid_t pid) {
+        calls.events.emplace_back("still running");
+        calls.still_running = pid;
+    };
+    return hooks;
+}
+
+TEST(RunAndWait, AJobThatEndsSoonerNeverGetsStillRunning) {
+    HookCalls calls;
+    // A wait that ignored the job's end would hang here for the hour.
+    const auto status = run_and_wait(shell("exit 4"), test_env(), {}, recording(calls, 1h));
+    ASSERT_TRUE(status) << status.error().message;
+    EXPECT_EQ(status->code, 4);
+    EXPECT_EQ(calls.events, std::vector<std::string>{"started"});
+}
+
+TEST(RunAndWait, AJobThatOutlivesAfterGetsStillRunningOnceWhileItRuns) {
+    HookCalls calls;
+    JobHooks hooks = recording(calls, 20ms);
+    const auto record = hooks.still_running;
+    hooks.still_running = [&](pid_t pid) {
+        record(pid);
+        EXPECT_EQ(::kill(pid, 0), 0); // not reaped yet: still ours to signal
+        ::kill(pid, SIGTERM);
+    };
+    const auto status = run_and_wait(shell("exec sleep 60"), test_env(), {}, hooks);
+    ASSERT_TRUE(status) << status.error().message;
+    EXPECT_EQ(status->signal, SIGTERM); // ended by still_running, not after a minute
+    EXPECT_EQ(calls.events, (std::vector<std::string>{"started", "still running"}));
+    EXPECT_EQ(calls.still_running, calls.started);
+}
+
+TEST(RunAndWait, WithoutAfterStillRunningFollowsStartedAtOnce) {
+    HookCalls calls;
+    const auto status = run_and_wait(shell("exit 0"), test_env(), {}, recording(calls, 0ms));
+    ASSERT_TRUE(status) << status.error().message;
+    EXPECT_EQ(calls.events, (std::vector<std::string>{"started", "still running"}));
+    EXPECT_EQ(calls.still_running, calls.started);
+}
+
 class SpawnErrorTest : public ::testing::Test {
   protected:
     Error spawn_error(const fs::path& path) {
         const auto status =
-            run_and_wait(ResolvedCommand{path.string(), {"tool"}}, test_env(), {}, {});
+            run_and_wait(ResolvedCommand{path.string(), {"tool"}}, test_env(), {}, JobHooks{});
         EXPECT_FALSE(status);
         return status ? Error{} : status.error();
     }

@@ -204,7 +204,7 @@ TEST(SignalForwarding, CommandStartsWithCleanSignalState) {
 
         ::dup2(output.write.get(), STDOUT_FILENO);
         auto command = resolve_command({"cat", "/proc/self/status"}, std::nullopt);
-        if (!command || !run_and_wait(*command, {}, {}, {})) {
+        if (!command || !run_and_wait(*command, {}, {}, JobHooks{})) {
             return 1;
         }
         // Our own state is back as it was.
