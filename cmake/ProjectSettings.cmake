@@ -7,6 +7,10 @@ target_compile_options(withgpu_settings INTERFACE
 # One section per function and object, so that the command's link can drop what it never
 # uses (src/CMakeLists.txt, --gc-sections).
 target_compile_options(withgpu_settings INTERFACE -ffunction-sections -fdata-sections)
+# Our code never reads errno after a math function nor tests floating-point exception flags;
+# saying so lets the compiler inline round, lround and llround, the only calls the command
+# made into libm, which then need not be loaded at all (src/CMakeLists.txt, lld).
+target_compile_options(withgpu_settings INTERFACE -fno-math-errno -fno-trapping-math)
 if(WITH_GPU_WERROR)
   target_compile_options(withgpu_settings INTERFACE -Werror)
 endif()

@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config
+  lld  # links the command (src/CMakeLists.txt); GNU ld serves where it is missing
   libcli11-dev nlohmann-json3-dev libfmt-dev libexpected-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
   python3 clang-format clang-tidy
