@@ -537,13 +537,8 @@ Result<const std::vector<std::string>*> ClaimListing::names(const LockDir& dir) 
         return tl::unexpected(std::move(listed.error()));
     }
     ++m_listings;
-    listed->erase(
-        std::remove_if(listed->begin(),
-                       listed->end(),
-                       [](const std::string& name) {
-                           return name.compare(0, claim_file_prefix.size(), claim_file_prefix) != 0;
-                       }),
-        listed->end());
+    std::erase_if(*listed,
+                  [](const std::string& name) { return !name.starts_with(claim_file_prefix); });
     m_names = std::move(*listed);
     return &*m_names;
 }

@@ -30,8 +30,7 @@ Error io_error(const LockDir& dir, const std::string& name, const char* call, in
 // name (unpadded, out of range) was not made by with-gpu and is not a ticket at all.
 std::optional<std::uint64_t> seq_of(std::string_view name) {
     if (name.size() != ticket_file_prefix.size() + ticket_digits + ticket_file_suffix.size() ||
-        name.substr(0, ticket_file_prefix.size()) != ticket_file_prefix ||
-        name.substr(name.size() - ticket_file_suffix.size()) != ticket_file_suffix) {
+        !name.starts_with(ticket_file_prefix) || !name.ends_with(ticket_file_suffix)) {
         return std::nullopt;
     }
     const std::string_view digits = name.substr(ticket_file_prefix.size(), ticket_digits);
